@@ -1,0 +1,73 @@
+"""Runs a stage as a Hydra app and turns user errors into one line on stderr and exit code 2."""
+
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+import hydra
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.config import register_configs
+from nmt.errors import NmtError
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+# Hydra's own flags and sweeps are left to Hydra; they are not config keys to check.
+_HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i")
+
+
+def _config_error_line(error: Exception) -> str:
+    """The most specific line of a Hydra/OmegaConf composition error, with the key it names."""
+    cause = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    message = next((l for l in lines if not l.startswith(("full_key", "object_type", "reference_type"))), str(cause))
+    key = getattr(cause, "full_key", None)
+    if key and key not in message:
+        message = f"{message} (key: {key})"
+    hint = "; see the keys with --cfg job" if "not in" in message else ""
+    return f"config error: {message}{hint}"
+
+
+def _check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Compose once before Hydra does, so a bad key or value is reported as one line."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose(config_name=config_name, overrides=overrides)
+        OmegaConf.to_object(cfg)
+
+
+def run_stage(config_name: str, task: Callable[[DictConfig], None]) -> None:
+    """Entry point of `python -m nmt.<stage>`: validate, then run `task` under Hydra."""
+    register_configs()
+    args = sys.argv[1:]
+    if not any(a in _HYDRA_FLAGS or a.startswith("hydra") for a in args):
+        try:
+            _check_overrides(config_name, args)
+        except Exception as error:  # noqa: BLE001 - every composition failure is a config error
+            print(_config_error_line(error), file=sys.stderr)
+            sys.exit(2)
+
+    @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
+    def _main(cfg: DictConfig) -> None:
+        try:
+            task(cfg)
+        except NmtError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    _main()
+
+
+def setup_logging(log_file: Path | None = None) -> None:
+    """Log to stderr (and a file when given); stdout stays free for translations."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s",
+                        datefmt="%H:%M:%S", handlers=handlers, force=True)

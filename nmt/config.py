@@ -1,0 +1,191 @@
+"""Typed configuration for every stage, registered with Hydra's ConfigStore.
+
+The YAML files under `configs/` fill these dataclasses; a key that is not a field
+here, or a value of the wrong type, fails when the config is composed.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class DataConfig:
+    # builtin: the generated grammar corpus; text: line-aligned files; hf: a `datasets` dataset.
+    source: str = "builtin"
+    # Short name used for the cache key and run names.
+    name: str = "builtin"
+    # hf: hub id or local directory of the same layout.
+    path: Optional[str] = None
+    # hf: dataset config name, e.g. "de-en" for wmt/wmt14.
+    hf_config: Optional[str] = None
+    # hf: split names in the dataset for our train / valid / test.
+    hf_splits: dict[str, str] = field(
+        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
+    )
+    # text: file prefixes; PREFIX.<src_lang> and PREFIX.<tgt_lang> are read.
+    train: Optional[str] = None
+    valid: Optional[str] = None
+    test: Optional[str] = None
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    # builtin: corpus sizes and the grammar's seed.
+    builtin_sizes: dict[str, int] = field(
+        default_factory=lambda: {"train": 12000, "valid": 300, "test": 300}
+    )
+    builtin_seed: int = 1234
+    # Cleaning of the training split (valid and test are never filtered).
+    max_len: int = 128  # subword tokens per side
+    max_ratio: float = 3.0  # longer/shorter side in subword tokens; Moses-style, loose
+    drop_identical: bool = True  # source equal to target: untranslated noise
+    dedup: bool = False
+    # Joint sentencepiece model.
+    vocab_size: int = 8000
+    spm_model_type: str = "unigram"
+    spm_sample_sentences: int = 1_000_000  # sentences sampled from both sides for training
+    spm_character_coverage: float = 1.0
+    # Where prepared caches live, keyed by a hash of the inputs and settings.
+    cache_dir: str = "data/cache"
+    # Training batches hold at most this many tokens (source or target, whichever is longer, padded).
+    max_tokens: int = 4096
+    # Encoding workers; 0 means one per available core.
+    workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    # The model's name: the config file it came from, used for run names.
+    name: str = MISSING
+
+
+@dataclass
+class GRUConfig(ModelConfig):
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    dropout: float = 0.2
+    # linear: y_t = softmax(W_o [c_t; s_t] + b_o), as Bahdanau et al.;
+    # deep: a tanh layer over [c_t; s_t; E y_{t-1}] down to embed_dim first, which also
+    # makes tying the output to the target embeddings possible.
+    output_layer: str = "linear"
+    tie_embeddings: bool = False
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    d_model: int = 512
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    heads: int = 8
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    # Pre-norm trains stably without a long warmup; post-norm is the paper's layout.
+    pre_norm: bool = True
+    max_positions: int = 1024
+
+
+@dataclass
+class TrainerConfig:
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 1
+    max_steps: int = 0  # 0: no step limit
+    max_epochs: int = 0  # 0: no epoch limit
+    max_minutes: float = 0.0  # wall-clock budget; 0: none
+    accumulate: int = 1  # micro-batches per optimizer step
+    clip_norm: float = 1.0  # 0 disables clipping
+    label_smoothing: float = 0.1
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    compile: bool = False
+    log_every: int = 50
+    valid_every: int = 500  # steps between validations; also saves checkpoints
+    valid_bleu: bool = True
+    valid_beam_size: int = 1  # greedy is enough to rank checkpoints and is fast
+    keep_last: int = 5  # periodic checkpoints kept
+    patience: int = 0  # validations without BLEU improvement before stopping; 0: never
+    threads: int = 0  # CPU threads for torch; 0: torch's default
+    # Stop after this many consecutive non-finite losses instead of training on garbage.
+    max_bad_steps: int = 20
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    # inverse_sqrt: linear warmup then lr * sqrt(warmup / step); constant: warmup then flat.
+    schedule: str = "inverse_sqrt"
+    warmup_steps: int = 4000
+
+
+@dataclass
+class DecodeConfig:
+    beam_size: int = 5
+    # GNMT length penalty alpha: score / ((5 + len) / 6) ** alpha; 0 disables it.
+    length_penalty: float = 0.6
+    # gnmt: the penalty above; average: score / len; none: raw log-probability.
+    length_norm: str = "gnmt"
+    # Output length is capped at max_len_a * source_length + max_len_b tokens.
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    nbest: int = 1
+    max_tokens: int = 8000  # source tokens per translation batch
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (GPU only)
+
+
+@dataclass
+class PrepareConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    name: str = MISSING
+    run_dir: str = MISSING
+
+
+@dataclass
+class TranslateConfig:
+    checkpoint: str = MISSING
+    input: Optional[str] = None  # None: stdin
+    output: Optional[str] = None  # None: stdout
+    device: str = "auto"
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # Attention heatmaps for the first attention_count sentences go here when set.
+    attention_dir: Optional[str] = None
+    attention_count: int = 5
+    attention_layer: int = -1  # Transformer: which decoder layer's cross-attention
+
+
+@dataclass
+class EvaluateConfig:
+    # A path, or a list of paths ([a,b]): several systems, the first is the baseline.
+    hyp: Any = MISSING
+    # A path, or a list of paths: several references per segment.
+    ref: Any = None
+    # Where the test sets named in configs/test/ (test=wmt14, test=multi30k_2016) are read from.
+    test_root: str = "../shared/data"
+    src: Optional[str] = None  # enables the breakdown by source length
+    report_dir: str = "reports"
+    bootstrap: int = 1000  # resamples for confidence intervals and the paired bootstrap test
+    randomization: int = 10000  # trials of the approximate randomization test (sacreBLEU's default)
+    worst: int = 10  # lowest-chrF sentences listed
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="prepare_schema", node=PrepareConfig)
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="translate_schema", node=TranslateConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(group="model", name="gru_schema", node=GRUConfig)
+    cs.store(group="model", name="transformer_schema", node=TransformerConfig)

@@ -1,0 +1,117 @@
+"""Token-bounded batches from length-sorted buckets inside large shuffled pools.
+
+For a given seed and epoch the batches are always the same, so a resumed run picks up
+exactly where it stopped; batches are dealt to data-parallel ranks round-robin.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+def token_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: int,
+                  order: np.ndarray, pool_size: int) -> list[np.ndarray]:
+    """Cut `order` into pools, sort each pool by length, and fill batches up to max_tokens.
+
+    A batch's cost is its size times its longest side plus the added BOS/EOS token,
+    i.e. the padded token count of the larger of its two tensors.
+    """
+    cost = np.maximum(src_lengths, tgt_lengths).astype(np.int64) + 1
+    if cost.size and cost.max() > max_tokens:
+        raise ValueError(f"max_tokens={max_tokens} is below the longest pair ({cost.max()} tokens)")
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool_size):
+        pool = order[start:start + pool_size]
+        pool = pool[np.lexsort((tgt_lengths[pool], src_lengths[pool]))]
+        pool_cost = cost[pool]
+        # Sorted ascending, so a batch's longest is its last member: size * cost[last] <= max_tokens.
+        begin = 0
+        while begin < len(pool):
+            end = begin + 1
+            while end < len(pool) and (end + 1 - begin) * pool_cost[end] <= max_tokens:
+                end += 1
+            batches.append(pool[begin:end])
+            begin = end
+    return batches
+
+
+@dataclass
+class SamplerState:
+    epoch: int = 0
+    position: int = 0  # batches of this rank's epoch already handed out
+
+
+class TokenBatchSampler:
+    """Deterministic, resumable, rank-sharded batches of example indices."""
+
+    def __init__(self, src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: int, seed: int,
+                 shuffle: bool = True, pool_size: int = 100_000, rank: int = 0, world_size: int = 1):
+        self.src_lengths, self.tgt_lengths = src_lengths, tgt_lengths
+        self.max_tokens, self.seed, self.shuffle = max_tokens, seed, shuffle
+        self.pool_size, self.rank, self.world_size = pool_size, rank, world_size
+        self.state = SamplerState()
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches for `epoch`: a disjoint, equally sized share of all of them."""
+        n = len(self.src_lengths)
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        pool = self.pool_size if self.shuffle else max(n, 1)
+        batches = token_batches(self.src_lengths, self.tgt_lengths, self.max_tokens, order, pool)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        # Every rank takes the same number of steps; the few left over wait for the next epoch's shuffle.
+        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank::self.world_size][:per_rank]
+
+    def __iter__(self):
+        """Batches from the current position to the end of the epoch, then the next epoch begins."""
+        batches = self.epoch_batches(self.state.epoch)
+        while self.state.position < len(batches):
+            batch = batches[self.state.position]
+            self.state.position += 1
+            yield batch
+        self.state = SamplerState(self.state.epoch + 1, 0)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.state.epoch, "position": self.state.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = SamplerState(int(state["epoch"]), int(state["position"]))
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (batch, src_len) ids + EOS, padded
+    tgt_in: torch.Tensor  # (batch, tgt_len) BOS + ids, padded
+    tgt_out: torch.Tensor  # (batch, tgt_len) ids + EOS, padded
+    target_tokens: int
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.src.to(device, non_blocking=True), self.tgt_in.to(device, non_blocking=True),
+                     self.tgt_out.to(device, non_blocking=True), self.target_tokens)
+
+
+def pad_sources(sources: list[np.ndarray]) -> torch.Tensor:
+    """Source ids with EOS appended, right-padded: (batch, longest + 1)."""
+    src = np.full((len(sources), max((len(s) for s in sources), default=0) + 1), PAD_ID, np.int64)
+    for row, ids in enumerate(sources):
+        src[row, :len(ids)] = ids
+        src[row, len(ids)] = EOS_ID
+    return torch.from_numpy(src)
+
+
+def collate(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Batch:
+    tgt_len = max(len(t) for _, t in pairs) + 1
+    tgt_in = np.full((len(pairs), tgt_len), PAD_ID, np.int64)
+    tgt_out = np.full((len(pairs), tgt_len), PAD_ID, np.int64)
+    for row, (_, t) in enumerate(pairs):
+        tgt_in[row, 0] = BOS_ID
+        tgt_in[row, 1:len(t) + 1] = t
+        tgt_out[row, :len(t)] = t
+        tgt_out[row, len(t)] = EOS_ID
+    return Batch(pad_sources([s for s, _ in pairs]), torch.from_numpy(tgt_in), torch.from_numpy(tgt_out),
+                 sum(len(t) + 1 for _, t in pairs))

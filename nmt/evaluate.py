@@ -1,0 +1,143 @@
+"""`python -m nmt.evaluate hyp=PATH ref=PATH report_dir=DIR`: sacreBLEU scores of text files,
+written as DIR/report.md and DIR/report.json (plus PNG charts when matplotlib is installed).
+
+Several systems (`hyp=[base.txt,new.txt]`) are compared against the first with paired
+significance tests; several references (`ref=[r1,r2]`) score each segment against all.
+It loads no model.
+"""
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.cli import run_stage, setup_logging
+from nmt.config import EvaluateConfig
+from nmt.errors import NmtError
+from nmt.io import atomic_write_text
+from nmt.metrics import (check_aligned, corpus_scores, length_breakdown, paired_tests, read_segments,
+                         worst_segments)
+from nmt.plots import bar_chart
+
+# The keys report.json always has; README "Evaluation report" documents each.
+REPORT_KEYS = ("bleu", "chrf", "ter", "systems", "comparisons", "references", "lines",
+               "length_buckets", "worst_chrf", "plots")
+
+
+def _paths(value) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [str(value)]
+
+
+def _system_names(paths: list[str]) -> list[str]:
+    names = []
+    for path in paths:
+        name = Path(path).name
+        names.append(name if name not in names else f"{name}#{len(names) + 1}")
+    return names
+
+
+def build_report(hyp_paths: list[str], ref_paths: list[str], src_path: str | None, n_bootstrap: int,
+                 n_randomization: int, worst: int) -> dict:
+    if not hyp_paths:
+        raise NmtError("hyp is not set: give hyp=FILE or hyp=[A,B] for a comparison")
+    if not ref_paths:
+        raise NmtError("ref is not set: give ref=FILE, ref=[R1,R2], or test=NAME (see configs/test)")
+    systems = dict(zip(_system_names(hyp_paths), (read_segments(p) for p in hyp_paths)))
+    references = [read_segments(p) for p in ref_paths]
+    sources = read_segments(src_path) if src_path else None
+    named = {p: lines for p, lines in zip(ref_paths, references)}
+    named.update({p: lines for p, lines in zip(hyp_paths, systems.values())})
+    if src_path:
+        named[src_path] = sources
+    check_aligned(named)
+
+    entries = []
+    for (name, hyps), path in zip(systems.items(), hyp_paths):
+        entries.append({"name": name, "hyp": path} | corpus_scores(hyps, references, n_bootstrap))
+    baseline = entries[0]
+    return {
+        "bleu": baseline["bleu"], "chrf": baseline["chrf"], "ter": baseline["ter"],
+        "systems": entries,
+        "comparisons": paired_tests(systems, references, n_bootstrap, n_randomization),
+        "references": ref_paths, "lines": len(references[0]),
+        "length_buckets": length_breakdown(systems, references, sources) if sources else [],
+        "worst_chrf": worst_segments(next(iter(systems.values())), references, sources, worst),
+        "plots": [],
+    }
+
+
+def write_plots(report: dict, directory: Path) -> None:
+    systems = report["systems"]
+    labels = [s["name"] for s in systems]
+    scores = [s["bleu"]["score"] for s in systems]
+    errors = [(s["bleu"]["mean"] - s["bleu"]["ci95"], s["bleu"]["mean"] + s["bleu"]["ci95"])
+              for s in systems] if "ci95" in systems[0]["bleu"] else None
+    if bar_chart(labels, scores, directory / "systems.png", "BLEU", "BLEU with 95% confidence interval", errors):
+        report["plots"].append("systems.png")
+    if report["length_buckets"]:
+        for system in labels:
+            buckets = report["length_buckets"]
+            path = directory / f"length_{len(report['plots'])}.png"
+            if bar_chart([f"{b['range']} ({b['sentences']})" for b in buckets], [b["bleu"][system] for b in buckets],
+                         path, "BLEU", f"{system}: BLEU by source length (words)"):
+                report["plots"].append(path.name)
+
+
+def render_markdown(report: dict) -> str:
+    lines = ["# Evaluation report", "", f"{report['lines']} segments; references: "
+             + ", ".join(f"`{r}`" for r in report["references"]), "",
+             "| system | BLEU | 95% CI | chrF | TER |", "| --- | ---: | ---: | ---: | ---: |"]
+    for s in report["systems"]:
+        ci = f"{s['bleu']['mean']:.1f} ± {s['bleu']['ci95']:.1f}" if "ci95" in s["bleu"] else "–"
+        lines.append(f"| {s['name']} | {s['bleu']['score']:.1f} | {ci} | {s['chrf']['score']:.1f} | {s['ter']['score']:.1f} |")
+    lines += ["", "Signatures:", ""]
+    for metric in ("bleu", "chrf", "ter"):
+        lines.append(f"- {metric}: `{report['systems'][0][metric]['signature']}`")
+    if report["comparisons"]:
+        lines += ["", f"## Paired significance against {report['comparisons'][0]['baseline']}", "",
+                  "| system | metric | p (paired bootstrap) | p (approximate randomization) |",
+                  "| --- | --- | ---: | ---: |"]
+        for c in report["comparisons"]:
+            for metric in ("bleu", "chrf", "ter"):
+                lines.append(f"| {c['system']} | {metric} | {c[metric]['p_bootstrap']:.4f} | "
+                             f"{c[metric]['p_randomization']:.4f} |")
+    if report["length_buckets"]:
+        names = [s["name"] for s in report["systems"]]
+        lines += ["", "## BLEU by source length (words)", "", "| words | sentences | " + " | ".join(names) + " |",
+                  "| --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
+        for b in report["length_buckets"]:
+            lines.append(f"| {b['range']} | {b['sentences']} | " + " | ".join(f"{b['bleu'][n]:.1f}" for n in names) + " |")
+    if report["worst_chrf"]:
+        lines += ["", f"## Lowest sentence chrF ({report['systems'][0]['name']})", "",
+                  "| line | chrF | hypothesis | reference |", "| ---: | ---: | --- | --- |"]
+        for w in report["worst_chrf"]:
+            cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+            lines.append(f"| {w['line']} | {w['chrf']:.1f} | {cell(w['hyp'])} | {cell(w['ref'])} |")
+    for plot in report["plots"]:
+        lines += ["", f"![{plot}]({plot})"]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(cfg: DictConfig) -> None:
+    setup_logging()
+    config: EvaluateConfig = OmegaConf.to_object(cfg)
+    report = build_report(_paths(config.hyp), _paths(config.ref), config.src, config.bootstrap,
+                          config.randomization, config.worst)
+    directory = Path(config.report_dir)
+    write_plots(report, directory)
+    atomic_write_text(directory / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(directory / "report.md", render_markdown(report))
+    for s in report["systems"]:
+        print(f"{s['name']}: BLEU {s['bleu']['score']:.1f}  chrF {s['chrf']['score']:.1f}  TER {s['ter']['score']:.1f}")
+    print(report["bleu"]["signature"])
+    print(directory / "report.json")
+
+
+def main() -> None:
+    run_stage("evaluate", evaluate)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""GRU encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2015, sec. 3 and app. A).
+
+Encoder: a bidirectional GRU gives h_i = [→h_i; ←h_i]. Decoder, at each target step t:
+    s_t   = GRU([E y_{t-1}; c_{t-1}], s_{t-1})          the previous embedding and context are fed back
+    e_ti  = v^T tanh(W_h h_i + W_s s_t + b)             W_h h_i is computed once per sentence
+    α_ti  = softmax_i(e_ti), padding positions masked out
+    c_t   = Σ_i α_ti h_i
+    y_t   = softmax(W_o [c_t; s_t] + b_o)               or a deep output layer (output_layer="deep")
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nmt.data.vocab import PAD_ID
+
+State = dict[str, torch.Tensor]
+
+
+class BahdanauAttention(nn.Module):
+    """e_ti = v^T tanh(W_h h_i + W_s s_t + b); α_t = masked softmax; c_t = Σ α_ti h_i."""
+
+    def __init__(self, key_dim: int, query_dim: int, attention_dim: int):
+        super().__init__()
+        self.W_h = nn.Linear(key_dim, attention_dim, bias=True)  # its bias is the b of the equation
+        self.W_s = nn.Linear(query_dim, attention_dim, bias=False)
+        self.v = nn.Linear(attention_dim, 1, bias=False)
+
+    def project_keys(self, h: torch.Tensor) -> torch.Tensor:
+        return self.W_h(h)  # (batch, src_len, attention_dim), once per sentence
+
+    def forward(self, keys: torch.Tensor, h: torch.Tensor, src_mask: torch.Tensor,
+                s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.v(torch.tanh(keys + self.W_s(s).unsqueeze(1))).squeeze(2)  # (batch, src_len)
+        e = e.masked_fill(~src_mask, float("-inf"))
+        alpha = torch.softmax(e, dim=1)  # (batch, src_len)
+        c = torch.bmm(alpha.unsqueeze(1), h).squeeze(1)  # (batch, 2*hidden)
+        return c, alpha
+
+
+class GRUAttentionModel(nn.Module):
+    # A recurrent model has no position table; this only bounds input and output lengths.
+    max_positions = 1024
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, encoder_layers: int = 1,
+                 decoder_layers: int = 1, dropout: float = 0.0, output_layer: str = "linear",
+                 tie_embeddings: bool = False):
+        super().__init__()
+        if output_layer not in ("linear", "deep"):
+            raise ValueError(f"output_layer must be linear or deep, not {output_layer!r}")
+        if tie_embeddings and output_layer != "deep":
+            raise ValueError("tie_embeddings needs output_layer=deep (the linear layer's input is not embed_dim wide)")
+        self.hidden_dim, self.decoder_layers = hidden_dim, decoder_layers
+        self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.tgt_embed = self.src_embed if tie_embeddings else nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.encoder = nn.GRU(embed_dim, hidden_dim, encoder_layers, batch_first=True, bidirectional=True,
+                              dropout=dropout if encoder_layers > 1 else 0.0)
+        self.init_state = nn.Linear(2 * hidden_dim, decoder_layers * hidden_dim)
+        self.cells = nn.ModuleList(
+            [nn.GRUCell(embed_dim + 2 * hidden_dim if i == 0 else hidden_dim, hidden_dim) for i in range(decoder_layers)])
+        self.attention = BahdanauAttention(2 * hidden_dim, hidden_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        if output_layer == "deep":
+            self.deep_output = nn.Linear(3 * hidden_dim + embed_dim, embed_dim)
+            self.W_o = nn.Linear(embed_dim, vocab_size)
+            if tie_embeddings:
+                self.W_o.weight = self.tgt_embed.weight
+        else:
+            self.deep_output = None
+            self.W_o = nn.Linear(3 * hidden_dim, vocab_size)
+
+    def encode(self, src: torch.Tensor) -> State:
+        """Encode (batch, src_len) ids once; the returned state is all a decoding step needs."""
+        src_mask = src != PAD_ID  # (batch, src_len)
+        lengths = src_mask.sum(1)
+        x = self.dropout(self.src_embed(src))  # (batch, src_len, embed)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_h, final = self.encoder(packed)
+        h, _ = pad_packed_sequence(packed_h, batch_first=True, total_length=src.size(1))  # (batch, src_len, 2*hidden)
+        last_forward, first_backward = final[-2], final[-1]  # (batch, hidden) each
+        s0 = torch.tanh(self.init_state(torch.cat([last_forward, first_backward], dim=1)))
+        return {
+            "h": h,
+            "keys": self.attention.project_keys(h),  # (batch, src_len, hidden)
+            "src_mask": src_mask,
+            "s": s0.view(-1, self.decoder_layers, self.hidden_dim),  # (batch, layers, hidden)
+            "c": h.new_zeros(h.size(0), 2 * self.hidden_dim),  # c_0
+        }
+
+    def _recur(self, y_emb: torch.Tensor, state: State) -> tuple[State, torch.Tensor, torch.Tensor]:
+        """One decoder recurrence: new state, the [c_t; s_t] features and α_t."""
+        x = torch.cat([y_emb, state["c"]], dim=1)
+        layers = []
+        for i, cell in enumerate(self.cells):
+            x = cell(x, state["s"][:, i])
+            layers.append(x)
+            x = self.dropout(x) if i + 1 < len(self.cells) else x
+        s_t = x  # (batch, hidden), the top layer
+        c_t, alpha = self.attention(state["keys"], state["h"], state["src_mask"], s_t)
+        new_state = dict(state, s=torch.stack(layers, dim=1), c=c_t)
+        return new_state, torch.cat([c_t, s_t], dim=1), alpha
+
+    def _logits(self, features: torch.Tensor, y_emb: torch.Tensor) -> torch.Tensor:
+        if self.deep_output is not None:
+            features = torch.tanh(self.deep_output(torch.cat([features, y_emb], dim=-1)))
+        return self.W_o(self.dropout(features))
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits (batch, tgt_len, vocab) and attention (batch, tgt_len, src_len)."""
+        state = self.encode(src)
+        y_emb = self.dropout(self.tgt_embed(tgt_in))  # (batch, tgt_len, embed)
+        features, alphas = [], []
+        for t in range(tgt_in.size(1)):
+            state, f, alpha = self._recur(y_emb[:, t], state)
+            features.append(f)
+            alphas.append(alpha)
+        # The output layer is outside the recurrence, so it runs once over all steps.
+        logits = self._logits(torch.stack(features, dim=1), y_emb)
+        return logits, torch.stack(alphas, dim=1)
+
+    def decode_step(self, prev_tokens: torch.Tensor, state: State,
+                    need_attention: bool = False) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """Next-token log-probabilities (batch, vocab) after `prev_tokens` (batch,)."""
+        y_emb = self.tgt_embed(prev_tokens)
+        state, features, alpha = self._recur(y_emb, state)
+        return F.log_softmax(self._logits(features, y_emb).float(), dim=-1), state, alpha

@@ -1,0 +1,190 @@
+"""Encoder-decoder Transformer (Vaswani et al. 2017) with tied embeddings and cached decoding.
+
+Attention is torch's scaled_dot_product_attention, so GPUs use the flash and
+memory-efficient kernels. Pre-norm (LayerNorm before each sublayer) or the paper's post-norm.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.data.vocab import PAD_ID
+
+State = dict[str, torch.Tensor]
+
+
+def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...): (length, d_model)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    inv_freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(length, d_model)
+    pe[:, 0::2] = torch.sin(position * inv_freq)
+    pe[:, 1::2] = torch.cos(position * inv_freq)
+    return pe
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O, head_i = Attention(Q W^Q_i, K W^K_i, V W^V_i)."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.d_head, self.dropout = heads, d_model // heads, dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.heads, self.d_head).transpose(1, 2)  # (batch, heads, len, d_head)
+
+    def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv_proj(memory).chunk(2, dim=-1)
+        return self.split_heads(k), self.split_heads(v)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+               causal: bool = False) -> torch.Tensor:
+        q = self.split_heads(self.q_proj(x))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        b, _, n, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+    def weights(self, x: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention probabilities averaged over heads (batch, len, src_len), for inspection only."""
+        q = self.split_heads(self.q_proj(x))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d_head)
+        return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).mean(1)
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, ffn_dim: int, dropout: float):
+        super().__init__(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model))
+
+
+class Sublayer(nn.Module):
+    """x + Dropout(f(LN(x))) when pre-norm, LN(x + Dropout(f(x))) when post-norm."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+
+    def forward(self, x: torch.Tensor, f) -> torch.Tensor:
+        if self.pre_norm:
+            return x + self.dropout(f(self.norm(x)))
+        return self.norm(x + self.dropout(f(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model, heads, ffn_dim, dropout, attention_dropout, pre_norm):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
+        self.ffn = FeedForward(d_model, ffn_dim, dropout)
+        self.attn_block, self.ffn_block = Sublayer(d_model, dropout, pre_norm), Sublayer(d_model, dropout, pre_norm)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.attn_block(x, lambda y: self.self_attn.attend(y, *self.self_attn.keys_values(y), mask=mask))
+        return self.ffn_block(x, self.ffn)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model, heads, ffn_dim, dropout, attention_dropout, pre_norm):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
+        self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout)
+        self.ffn = FeedForward(d_model, ffn_dim, dropout)
+        self.self_block = Sublayer(d_model, dropout, pre_norm)
+        self.cross_block = Sublayer(d_model, dropout, pre_norm)
+        self.ffn_block = Sublayer(d_model, dropout, pre_norm)
+
+    def forward(self, x, memory_k, memory_v, memory_mask, self_k=None, self_v=None, need_weights=False):
+        """Full causal pass when self_k is None; else new positions against the cached keys.
+
+        Returns the output, this layer's self-attention keys and values, and (if asked)
+        the cross-attention weights averaged over heads.
+        """
+        new_kv, weights = [], []
+
+        def self_attention(y):
+            k, v = self.self_attn.keys_values(y)
+            if self_k is not None:
+                k, v = torch.cat([self_k, k], dim=2), torch.cat([self_v, v], dim=2)
+            new_kv.extend([k, v])
+            return self.self_attn.attend(y, k, v, causal=self_k is None)
+
+        def cross_attention(y):
+            if need_weights:
+                weights.append(self.cross_attn.weights(y, memory_k, memory_mask))
+            return self.cross_attn.attend(y, memory_k, memory_v, mask=memory_mask)
+
+        x = self.self_block(x, self_attention)
+        x = self.cross_block(x, cross_attention)
+        return self.ffn_block(x, self.ffn), new_kv, (weights[0] if weights else None)
+
+
+class TransformerModel(nn.Module):
+    def __init__(self, vocab_size: int, d_model: int = 512, encoder_layers: int = 6, decoder_layers: int = 6,
+                 heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1, attention_dropout: float = 0.0,
+                 pre_norm: bool = True, max_positions: int = 1024):
+        super().__init__()
+        self.d_model, self.max_positions = d_model, max_positions
+        # One table for source, target and output: the vocabulary is joint (paper, sec. 3.4).
+        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID)
+        nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
+        self.register_buffer("positions", sinusoidal_positions(max_positions, d_model), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        args = (d_model, heads, ffn_dim, dropout, attention_dropout, pre_norm)
+        self.encoder_layers = nn.ModuleList([EncoderLayer(*args) for _ in range(encoder_layers)])
+        self.decoder_layers = nn.ModuleList([DecoderLayer(*args) for _ in range(decoder_layers)])
+        # Pre-norm leaves the residual stream unnormalized; a last LayerNorm closes each stack.
+        self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+
+    def _embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        x = self.embed(tokens) * math.sqrt(self.d_model)
+        return self.dropout(x + self.positions[offset:offset + tokens.size(1)])  # (batch, len, d_model)
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.decoder_norm(x), self.embed.weight)  # tied output projection
+
+    def encode(self, src: torch.Tensor) -> State:
+        src_mask = (src != PAD_ID)[:, None, None, :]  # (batch, 1, 1, src_len), True = attend
+        x = self._embed(src)
+        for layer in self.encoder_layers:
+            x = layer(x, src_mask)
+        memory = self.encoder_norm(x)  # (batch, src_len, d_model)
+        state = {"src_mask": src_mask}
+        b = src.size(0)
+        heads, d_head = self.decoder_layers[0].self_attn.heads, self.decoder_layers[0].self_attn.d_head
+        for i, layer in enumerate(self.decoder_layers):
+            # Cross-attention keys and values are computed once per sentence.
+            state[f"memory_k{i}"], state[f"memory_v{i}"] = layer.cross_attn.keys_values(memory)
+            state[f"self_k{i}"] = memory.new_zeros(b, heads, 0, d_head)
+            state[f"self_v{i}"] = memory.new_zeros(b, heads, 0, d_head)
+        return state
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Teacher-forced logits (batch, tgt_len, vocab)."""
+        state = self.encode(src)
+        x = self._embed(tgt_in)
+        for i, layer in enumerate(self.decoder_layers):
+            x, _, _ = layer(x, state[f"memory_k{i}"], state[f"memory_v{i}"], state["src_mask"])
+        return self._output(x), None
+
+    def decode_step(self, prev_tokens: torch.Tensor, state: State, need_attention: bool = False,
+                    attention_layer: int = -1) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """Next-token log-probabilities (batch, vocab), extending each layer's self-attention cache."""
+        step = state["self_k0"].size(2)
+        x = self._embed(prev_tokens.unsqueeze(1), offset=step)  # (batch, 1, d_model)
+        new_state = dict(state)
+        attention = None
+        chosen = attention_layer % len(self.decoder_layers)
+        for i, layer in enumerate(self.decoder_layers):
+            x, (k, v), weights = layer(x, state[f"memory_k{i}"], state[f"memory_v{i}"], state["src_mask"],
+                                       state[f"self_k{i}"], state[f"self_v{i}"], need_attention and i == chosen)
+            new_state[f"self_k{i}"], new_state[f"self_v{i}"] = k, v
+            if weights is not None:
+                attention = weights.squeeze(1)  # (batch, src_len)
+        log_probs = F.log_softmax(self._output(x).squeeze(1).float(), dim=-1)
+        return log_probs, new_state, attention

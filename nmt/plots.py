@@ -1,0 +1,82 @@
+"""Pictures for reports: attention heatmaps and score charts. matplotlib is an optional extra."""
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plotting_available() -> bool:
+    return _pyplot() is not None
+
+
+def attention_heatmap(weights, src_pieces: list[str], tgt_pieces: list[str], path: Path, title: str = "") -> bool:
+    """Target pieces down the side, source pieces along the top; darker is more attention."""
+    plt = _pyplot()
+    if plt is None:
+        log.warning("matplotlib is not installed (pip install 'nmt[plots]'); no heatmap written")
+        return False
+    rows, cols = len(tgt_pieces), len(src_pieces)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * cols + 2), max(3.0, 0.4 * rows + 1.5)), dpi=100)
+    image = ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(cols), src_pieces, rotation=60, ha="right", fontsize=9)
+    ax.set_yticks(range(rows), tgt_pieces, fontsize=9)
+    ax.set_xlabel("source pieces")
+    ax.set_ylabel("target pieces")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_attention_maps(directory: Path, lines: list[str], hyps, translator, count: int) -> None:
+    """Heatmaps for the first `count` non-empty sentences: attention_<line>.png."""
+    written = 0
+    for number, (line, best) in enumerate(zip(lines, hyps), start=1):
+        if written >= count:
+            break
+        if not line.strip() or best[0].attention is None:
+            continue
+        ids, _ = translator.encode_lines([line])
+        src_pieces = translator.vocab.pieces(ids[0]) + ["</s>"]
+        tgt_pieces = translator.vocab.pieces(best[0].tokens) + ["</s>"]
+        weights = best[0].attention[:len(tgt_pieces), :len(src_pieces)].float().numpy()
+        if attention_heatmap(weights, src_pieces, tgt_pieces, directory / f"attention_{number}.png", f"line {number}"):
+            written += 1
+
+
+def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, title: str,
+              errors: list[tuple[float, float]] | None = None) -> bool:
+    """Bars with optional asymmetric error bars (e.g. 95% confidence intervals)."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 2), 3.5), dpi=100)
+    yerr = None
+    if errors:
+        yerr = [[v - lo for v, (lo, _) in zip(values, errors)], [hi - v for v, (_, hi) in zip(values, errors)]]
+    ax.bar(range(len(labels)), values, yerr=yerr, capsize=4, color="#4C72B0")
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    for i, v in enumerate(values):
+        ax.annotate(f"{v:.1f}", (i, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True

@@ -1,0 +1,35 @@
+"""Device and numeric precision: bf16 autocast where the GPU has it, fp16 with a scaler otherwise, fp32 on CPU."""
+
+import contextlib
+
+import torch
+
+from nmt.errors import NmtError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NmtError(f"device={name}: no CUDA device is available; use device=cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise NmtError(f"device={name!r} is unknown: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto picks bf16 on GPUs that support it, fp16 on older GPUs and fp32 on CPU."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise NmtError(f"precision={precision!r} is unknown: use auto, fp32, bf16 or fp16")
+    if device.type != "cuda":
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

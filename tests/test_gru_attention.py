@@ -1,0 +1,90 @@
+"""The GRU model follows Bahdanau et al.'s equations exactly, masks padding and can learn."""
+
+import torch
+import torch.nn.functional as F
+
+from nmt.models.gru_attention import BahdanauAttention, GRUAttentionModel
+
+
+def test_attention_is_zero_on_padding_and_sums_to_one(gru_model, padded_batch):
+    src, tgt_in = padded_batch
+    _, alpha = gru_model(src, tgt_in)  # (batch, tgt_len, src_len)
+    padding = (src == 0).unsqueeze(1).expand_as(alpha)
+    assert torch.all(alpha[padding] == 0)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(alpha.shape[:2]))
+
+
+def test_attention_matches_the_equations_computed_directly():
+    torch.manual_seed(1)
+    attention = BahdanauAttention(key_dim=4, query_dim=3, attention_dim=5)
+    h = torch.randn(1, 3, 4)  # three source positions
+    s = torch.randn(1, 3)
+    mask = torch.tensor([[True, True, False]])
+    c, alpha = attention(attention.project_keys(h), h, mask, s)
+
+    W_h, b = attention.W_h.weight, attention.W_h.bias
+    W_s, v = attention.W_s.weight, attention.v.weight[0]
+    with torch.no_grad():
+        e = [float(v @ torch.tanh(W_h @ h[0, i] + W_s @ s[0] + b)) for i in range(2)]  # e_ti, unmasked positions
+    expected_alpha = torch.softmax(torch.tensor(e), 0)
+    torch.testing.assert_close(alpha[0, :2], expected_alpha)
+    assert alpha[0, 2] == 0
+    torch.testing.assert_close(c[0], expected_alpha[0] * h[0, 0] + expected_alpha[1] * h[0, 1])
+
+
+def test_output_layer_is_softmax_of_W_o_over_context_and_state(gru_model, padded_batch):
+    src, tgt_in = padded_batch
+    state = gru_model.encode(src)
+    log_probs, new_state, _ = gru_model.decode_step(tgt_in[:, 0], state)
+    features = torch.cat([new_state["c"], new_state["s"][:, -1]], dim=1)  # [c_t; s_t]
+    expected = F.log_softmax(features @ gru_model.W_o.weight.T + gru_model.W_o.bias, dim=-1)
+    torch.testing.assert_close(log_probs, expected)
+
+
+def test_decoder_is_fed_previous_embedding_and_context(gru_model, padded_batch):
+    src, tgt_in = padded_batch
+    state = gru_model.encode(src)
+    _, state1, _ = gru_model.decode_step(tgt_in[:, 0], state)
+    _, state2, _ = gru_model.decode_step(tgt_in[:, 1], state1)
+    x = torch.cat([gru_model.tgt_embed(tgt_in[:, 1]), state1["c"]], dim=1)
+    torch.testing.assert_close(state2["s"][:, 0], gru_model.cells[0](x, state1["s"][:, 0]))
+
+
+def test_keys_are_projected_once_per_sentence(gru_model, padded_batch):
+    src, tgt_in = padded_batch
+    calls = []
+    handle = gru_model.attention.W_h.register_forward_hook(lambda *args: calls.append(1))
+    gru_model(src, tgt_in)
+    handle.remove()
+    assert len(calls) == 1
+
+
+def test_padding_does_not_change_a_sentence_encoding(gru_model):
+    alone = gru_model.encode(torch.tensor([[9, 10, 3]]))
+    padded = gru_model.encode(torch.tensor([[9, 10, 3, 0, 0]]))
+    torch.testing.assert_close(alone["h"], padded["h"][:, :3])
+    torch.testing.assert_close(alone["s"], padded["s"])
+
+
+def test_tiny_model_overfits_a_handful_of_pairs():
+    torch.manual_seed(0)
+    model = GRUAttentionModel(vocab_size=20, embed_dim=16, hidden_dim=32)
+    src = torch.tensor([[4, 5, 6, 3], [7, 8, 3, 0], [9, 10, 11, 3]])
+    tgt_in = torch.tensor([[2, 12, 13, 14], [2, 15, 16, 0], [2, 17, 18, 19]])
+    tgt_out = torch.tensor([[12, 13, 14, 3], [15, 16, 3, 0], [17, 18, 19, 3]])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        logits, _ = model(src, tgt_in)
+        loss = F.cross_entropy(logits.view(-1, 20), tgt_out.view(-1), ignore_index=0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.01
+    model.eval()
+    logits, _ = model(src, tgt_in)
+    assert torch.equal(logits.argmax(-1)[tgt_out != 0], tgt_out[tgt_out != 0])
+
+
+def test_deep_output_with_tied_embeddings_shares_one_table():
+    model = GRUAttentionModel(vocab_size=20, embed_dim=16, hidden_dim=8, output_layer="deep", tie_embeddings=True)
+    assert model.W_o.weight is model.tgt_embed.weight is model.src_embed.weight
