@@ -53,10 +53,10 @@ def corpus_scores(hypotheses: list[str], references: list[list[str]], n_bootstra
     for name, metric_type in METRICS.items():
         metric = metric_type()
         score = metric.corpus_score(hypotheses, references)
-        entry = {"score": score.score, "signature": str(metric.get_signature())}
+        entry = {"score": float(score.score), "signature": str(metric.get_signature())}
         if n_bootstrap > 1:
             resampled = metric_type().corpus_score(hypotheses, references, n_bootstrap=n_bootstrap)
-            entry["mean"], entry["ci95"] = resampled._mean, resampled._ci
+            entry["mean"], entry["ci95"] = float(resampled._mean), float(resampled._ci)
         result[name] = entry
     return result
 
@@ -75,7 +75,7 @@ def paired_tests(systems: dict[str, list[str]], references: list[list[str]], n_b
         for metric_name in METRICS:
             column = results[_column(results, metric_name)]
             for comparison, result in zip(comparisons, column[1:]):
-                comparison.setdefault(metric_name, {})[key] = result.p_value
+                comparison.setdefault(metric_name, {})[key] = float(result.p_value)
     return comparisons
 
 
@@ -94,7 +94,7 @@ def length_breakdown(systems: dict[str, list[str]], references: list[list[str]],
         if not picked:
             continue
         refs = [[ref[i] for i in picked] for ref in references]
-        scores = {name: BLEU().corpus_score([hyps[i] for i in picked], refs).score for name, hyps in systems.items()}
+        scores = {name: float(BLEU().corpus_score([hyps[i] for i in picked], refs).score) for name, hyps in systems.items()}
         rows.append({"range": f"{low}-{high}" if high else f"{low}+", "sentences": len(picked), "bleu": scores})
     return rows
 
@@ -106,7 +106,7 @@ def worst_segments(hypotheses: list[str], references: list[list[str]], sources: 
     scored = [(chrf.sentence_score(h, [ref[i] for ref in references]).score, i) for i, h in enumerate(hypotheses)]
     rows = []
     for score, i in sorted(scored)[:count]:
-        row = {"line": i + 1, "chrf": score, "hyp": hypotheses[i], "ref": references[0][i]}
+        row = {"line": i + 1, "chrf": float(score), "hyp": hypotheses[i], "ref": references[0][i]}
         if sources is not None:
             row["src"] = sources[i]
         rows.append(row)

@@ -25,9 +25,9 @@ def token_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: 
     batches: list[np.ndarray] = []
     for start in range(0, len(order), pool_size):
         pool = order[start:start + pool_size]
-        pool = pool[np.lexsort((tgt_lengths[pool], src_lengths[pool]))]
+        # Sorted by cost first, so a batch's most expensive member is its last one.
+        pool = pool[np.lexsort((tgt_lengths[pool], src_lengths[pool], cost[pool]))]
         pool_cost = cost[pool]
-        # Sorted ascending, so a batch's longest is its last member: size * cost[last] <= max_tokens.
         begin = 0
         while begin < len(pool):
             end = begin + 1

@@ -7,6 +7,7 @@ Every source yields (source sentence, target sentence) pairs for a split name
 import hashlib
 import os
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
 
@@ -101,15 +102,12 @@ def _read_lines(path: Path) -> Iterator[str]:
 
 
 def _text_pairs(src_path: Path, tgt_path: Path) -> Iterator[tuple[str, str]]:
-    src_lines, tgt_lines = _read_lines(src_path), _read_lines(tgt_path)
-    number = 0
-    for number, (src, tgt) in enumerate(zip(src_lines, tgt_lines), start=1):
+    for number, (src, tgt) in enumerate(zip_longest(_read_lines(src_path), _read_lines(tgt_path)), start=1):
+        if src is None or tgt is None:
+            shorter = src_path if src is None else tgt_path
+            raise NmtError(f"{src_path} and {tgt_path} differ in length: {shorter} ends at line {number - 1}; "
+                           "the files must be line-aligned")
         yield src, tgt
-    leftover = next(src_lines, None), next(tgt_lines, None)
-    if leftover != (None, None):
-        longer = src_path if leftover[0] is not None else tgt_path
-        raise NmtError(f"{src_path} and {tgt_path} differ in length: {longer} has more than {number} lines; "
-                       "the files must be line-aligned")
 
 
 def _load_hf(spec: CorpusSpec):

@@ -65,6 +65,8 @@ class GRUAttentionModel(nn.Module):
             self.deep_output = nn.Linear(3 * hidden_dim + embed_dim, embed_dim)
             self.W_o = nn.Linear(embed_dim, vocab_size)
             if tie_embeddings:
+                # One table serves as input and output: scale it so initial logits are O(1).
+                nn.init.normal_(self.tgt_embed.weight, 0.0, embed_dim ** -0.5)
                 self.W_o.weight = self.tgt_embed.weight
         else:
             self.deep_output = None
