@@ -75,6 +75,11 @@ def describe_mismatch(payload: dict, model_kind: str, model_config: ModelConfig,
     return None
 
 
+def periodic_checkpoints(directory: Path) -> list[Path]:
+    """The step_N.pt files of a run, oldest first."""
+    return sorted(directory.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+
+
 def average_checkpoints(paths: list[Path]) -> dict:
     """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1)."""
     if not paths:

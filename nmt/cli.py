@@ -1,6 +1,7 @@
 """Runs a stage as a Hydra app and turns user errors into one line on stderr and exit code 2."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -31,22 +32,41 @@ def _config_error_line(error: Exception) -> str:
     return f"config error: {message}{hint}"
 
 
-def _check_overrides(config_name: str, overrides: list[str]) -> None:
+def _check_overrides(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose once before Hydra does, so a bad key or value is reported as one line."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name=config_name, overrides=overrides)
         OmegaConf.to_object(cfg)
+    return cfg
+
+
+def _check_run_dir(cfg: DictConfig) -> None:
+    """Hydra creates the run directory before our code runs; check it can."""
+    if "run_dir" not in cfg:
+        return
+    try:
+        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NmtError(f"run_dir={cfg.run_dir}: cannot create it ({error.strerror}); choose a writable directory")
 
 
 def run_stage(config_name: str, task: Callable[[DictConfig], None]) -> None:
     """Entry point of `python -m nmt.<stage>`: validate, then run `task` under Hydra."""
     register_configs()
     args = sys.argv[1:]
+    if os.environ.get("RANK", "0") != "0":
+        # Under torchrun only rank 0 writes; Hydra would otherwise save its files from every rank.
+        sys.argv.append("hydra.output_subdir=null")
     if not any(a in _HYDRA_FLAGS or a.startswith("hydra") for a in args):
         try:
-            _check_overrides(config_name, args)
+            cfg = _check_overrides(config_name, args)
         except Exception as error:  # noqa: BLE001 - every composition failure is a config error
             print(_config_error_line(error), file=sys.stderr)
+            sys.exit(2)
+        try:
+            _check_run_dir(cfg)
+        except NmtError as error:
+            print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
 
     @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
@@ -55,6 +75,10 @@ def run_stage(config_name: str, task: Callable[[DictConfig], None]) -> None:
             task(cfg)
         except NmtError as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as error:  # the file system refused: a path the user gave, or a full disk
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"error: {where}{error.strerror or error}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

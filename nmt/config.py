@@ -10,6 +10,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from nmt.errors import NmtError
+
 
 @dataclass
 class DataConfig:
@@ -160,6 +162,8 @@ class TranslateConfig:
     output: Optional[str] = None  # None: stdout
     device: str = "auto"
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # A line that is not UTF-8: error (stop, naming it) or empty (translate it as an empty line).
+    invalid_lines: str = "error"
     # Attention heatmaps for the first attention_count sentences go here when set.
     attention_dir: Optional[str] = None
     attention_count: int = 5
@@ -179,6 +183,32 @@ class EvaluateConfig:
     bootstrap: int = 1000  # resamples for confidence intervals and the paired bootstrap test
     randomization: int = 10000  # trials of the approximate randomization test (sacreBLEU's default)
     worst: int = 10  # lowest-chrF sentences listed
+
+
+def _require(condition: bool, key: str, what: str) -> None:
+    if not condition:
+        raise NmtError(f"{key}: {what}")
+
+
+def check_decode(d: DecodeConfig) -> None:
+    """Values the types allow but search cannot use; checked before any work starts."""
+    _require(d.beam_size >= 1, "decode.beam_size", "must be at least 1")
+    _require(1 <= d.nbest <= d.beam_size, "decode.nbest", f"must be between 1 and decode.beam_size={d.beam_size}")
+    _require(d.length_penalty >= 0, "decode.length_penalty", "must be >= 0")
+    _require(d.length_norm in ("gnmt", "average", "none"), "decode.length_norm", "use gnmt, average or none")
+    _require(d.max_len_a >= 0 and d.max_len_b >= 1, "decode.max_len_a/max_len_b", "need a >= 0 and b >= 1")
+    _require(d.precision in ("fp32", "bf16", "fp16"), "decode.precision", "use fp32, bf16 or fp16")
+
+
+def check_train(c: "TrainConfig") -> None:
+    t, o = c.trainer, c.optim
+    _require(o.schedule in ("inverse_sqrt", "constant"), "optim.schedule", "use inverse_sqrt or constant")
+    _require(o.lr > 0, "optim.lr", "must be > 0")
+    _require(t.log_every >= 1 and t.valid_every >= 1, "trainer.log_every/valid_every", "must be at least 1")
+    _require(t.accumulate >= 1, "trainer.accumulate", "must be at least 1")
+    _require(c.data.max_tokens > c.data.max_len, "data.max_tokens",
+             f"must exceed data.max_len={c.data.max_len} so the longest kept pair fits in a batch")
+    _require(t.valid_beam_size >= 1, "trainer.valid_beam_size", "must be at least 1")
 
 
 def register_configs() -> None:

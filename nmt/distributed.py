@@ -47,6 +47,15 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
+def gather_objects(value, info: DistInfo) -> list:
+    """Every rank's `value`, in rank order (a collective: every rank must call it)."""
+    if not info.enabled:
+        return [value]
+    gathered = [None] * info.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -3,6 +3,8 @@
 import logging
 from pathlib import Path
 
+from nmt.io import atomic_open
+
 log = logging.getLogger(__name__)
 
 
@@ -16,16 +18,19 @@ def _pyplot():
     return plt
 
 
-def plotting_available() -> bool:
-    return _pyplot() is not None
+def _save(fig, path: Path) -> None:
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    _pyplot().close(fig)
 
 
-def attention_heatmap(weights, src_pieces: list[str], tgt_pieces: list[str], path: Path, title: str = "") -> bool:
-    """Target pieces down the side, source pieces along the top; darker is more attention."""
+def attention_figure(weights, src_pieces: list[str], tgt_pieces: list[str], title: str = ""):
+    """Target pieces down the side, source pieces along the top; darker is more attention.
+    None when matplotlib is not installed."""
     plt = _pyplot()
     if plt is None:
-        log.warning("matplotlib is not installed (pip install 'nmt[plots]'); no heatmap written")
-        return False
+        log.warning("matplotlib is not installed (pip install 'nmt[plots]'); no attention picture")
+        return None
     rows, cols = len(tgt_pieces), len(src_pieces)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * cols + 2), max(3.0, 0.4 * rows + 1.5)), dpi=100)
     image = ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
@@ -37,9 +42,15 @@ def attention_heatmap(weights, src_pieces: list[str], tgt_pieces: list[str], pat
         ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.04)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
+
+
+def attention_heatmap(weights, src_pieces: list[str], tgt_pieces: list[str], path: Path, title: str = "") -> bool:
+    """Write the attention picture as a PNG; False when matplotlib is missing."""
+    fig = attention_figure(weights, src_pieces, tgt_pieces, title)
+    if fig is None:
+        return False
+    _save(fig, path)
     return True
 
 
@@ -76,7 +87,5 @@ def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, t
     for i, v in enumerate(values):
         ax.annotate(f"{v:.1f}", (i, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
     return True

@@ -34,6 +34,8 @@ class Hypothesis:
 
 def length_normalizer(length: int | torch.Tensor, settings: SearchSettings):
     """Divides a hypothesis' log-probability: GNMT ((5 + |Y|) / 6)^alpha, |Y|, or 1."""
+    if settings.length_penalty < 0:
+        raise ValueError("a negative length penalty would reward short outputs without bound")
     if settings.length_norm == "gnmt":
         return ((5.0 + length) / 6.0) ** settings.length_penalty
     if settings.length_norm == "average":
@@ -49,8 +51,8 @@ def reorder_state(state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[s
 
 
 def max_output_lengths(src: torch.Tensor, settings: SearchSettings, max_positions: int) -> torch.Tensor:
-    """a * source_length + b tokens, within the positions the model has."""
-    src_lengths = (src != PAD_ID).sum(1)
+    """a * source_length + b tokens (the source without its EOS), within the model's positions."""
+    src_lengths = (src != PAD_ID).sum(1) - 1
     limits = (settings.max_len_a * src_lengths.float() + settings.max_len_b).long()
     return limits.clamp(min=1, max=max_positions - 1)  # (batch,)
 
@@ -59,6 +61,14 @@ def _forbid_specials(log_probs: torch.Tensor) -> torch.Tensor:
     log_probs[:, PAD_ID] = -math.inf
     log_probs[:, BOS_ID] = -math.inf
     log_probs[:, UNK_ID] = -math.inf
+    return log_probs
+
+
+def _force_eos(log_probs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows at their length limit may only end; EOS keeps its real log-probability."""
+    eos = log_probs[rows, EOS_ID]
+    log_probs[rows] = -math.inf
+    log_probs[rows, EOS_ID] = eos
     return log_probs
 
 
@@ -78,9 +88,7 @@ def greedy_search(model, src: torch.Tensor, settings: SearchSettings,
     while active.numel() > 0:
         log_probs, state, alpha = model.decode_step(prev, state, need_attention=need_attention)
         log_probs = _forbid_specials(log_probs)
-        at_limit = limits[active] <= step
-        log_probs[at_limit] = -math.inf
-        log_probs[at_limit, EOS_ID] = 0.0
+        log_probs = _force_eos(log_probs, limits[active] <= step)
         best_lp, best = log_probs.max(dim=1)
         finished = best == EOS_ID
         for row, (sentence, token, lp) in enumerate(zip(active.tolist(), best.tolist(), best_lp.tolist())):
@@ -126,9 +134,7 @@ def beam_search(model, src: torch.Tensor, settings: SearchSettings,
         log_probs, state, alpha = model.decode_step(history[:, -1], state, need_attention=need_attention)
         log_probs = _forbid_specials(log_probs)
         vocab = log_probs.size(1)
-        at_limit = (limits[sentences] <= step).repeat_interleave(k)
-        log_probs[at_limit] = -math.inf
-        log_probs[at_limit, EOS_ID] = 0.0
+        log_probs = _force_eos(log_probs, (limits[sentences] <= step).repeat_interleave(k))
         if need_attention:
             attn_history = alpha.unsqueeze(1) if attn_history is None else torch.cat([attn_history, alpha.unsqueeze(1)], 1)
         candidates = (scores.unsqueeze(2) + log_probs.view(n, k, vocab)).view(n, k * vocab)

@@ -4,7 +4,6 @@ Also the entry point under torchrun: `torchrun --nproc_per_node=N -m nmt.train .
 """
 
 import logging
-import shutil
 from pathlib import Path
 
 import torch
@@ -13,13 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.checkpoint import describe_mismatch, load_checkpoint
 from nmt.cli import run_stage, setup_logging
-from nmt.config import TrainConfig
+from nmt.config import TrainConfig, check_train
 from nmt.data import prepare_from_config
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import Vocab
 from nmt.distributed import barrier, init_distributed, shutdown
 from nmt.errors import NmtError
-from nmt.io import atomic_write_text
+from nmt.io import atomic_open, atomic_write_text
 from nmt.models import build_model, model_kind
 from nmt.precision import resolve_device, resolve_precision
 from nmt.trainer import Trainer, ValidationSet
@@ -29,6 +28,7 @@ log = logging.getLogger("nmt.train")
 
 def train(cfg: DictConfig) -> None:
     config: TrainConfig = OmegaConf.to_object(cfg)
+    check_train(config)
     # Under a multirun sweep each job has its own output directory; that is the run directory.
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(config.run_dir)
     device = resolve_device(config.trainer.device)
@@ -58,8 +58,12 @@ def _train(config: TrainConfig, run_dir: Path, device: torch.device, dist_info) 
     train_data = EncodedSplit(cache, "train")
     valid = None
     if (cache / "valid.src_len.npy").is_file():
-        references = (cache / "valid.tgt.txt").read_text(encoding="utf-8").splitlines()
+        with open(cache / "valid.tgt.txt", encoding="utf-8", newline="") as f:
+            references = f.read().split("\n")[:-1]
         valid = ValidationSet(EncodedSplit(cache, "valid"), references)
+        if len(references) != len(valid.data):
+            raise NmtError(f"{cache}: valid.tgt.txt has {len(references)} lines for {len(valid.data)} pairs; "
+                           "delete the cache directory to rebuild it")
 
     torch.manual_seed(config.trainer.seed)
     model = build_model(config.model, len(vocab)).to(device)
@@ -79,7 +83,8 @@ def _train(config: TrainConfig, run_dir: Path, device: torch.device, dist_info) 
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(config)))
-        shutil.copyfile(cache / "spm.model", run_dir / "spm.model")
+        with atomic_open(run_dir / "spm.model", "wb") as f:
+            f.write(vocab.proto)
         parameters = sum(p.numel() for p in model.parameters())
         log.info("model %s: %.1fM parameters, device %s, %s, %d training pairs", config.model.name,
                  parameters / 1e6, device, precision, len(train_data))

@@ -15,15 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from nmt.checkpoint import FORMAT, link_checkpoint, save_checkpoint, vocab_tensor
+from nmt.checkpoint import FORMAT, link_checkpoint, periodic_checkpoints, save_checkpoint, vocab_tensor
 from nmt.config import ModelConfig, OptimConfig, TrainerConfig
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import PAD_ID, Vocab
-from nmt.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag
+from nmt.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, gather_objects
 from nmt.errors import NmtError
 from nmt.models import model_kind
 from nmt.optim import build_optimizer
+from nmt.plots import attention_figure
 from nmt.precision import autocast
 from nmt.search import SearchSettings, search_corpus
 
@@ -50,7 +51,11 @@ class Trainer:
         self.sampler = TokenBatchSampler(train.src_lengths, train.tgt_lengths, max_tokens, settings.seed,
                                          rank=dist_info.rank, world_size=dist_info.world_size)
         self.valid_settings = SearchSettings(beam_size=settings.valid_beam_size, length_penalty=0.6)
-        self.valid_max_tokens = max_tokens * 2
+        # Validation is never filtered: its pairs are cut to the model's positions and batched
+        # with room for the longest.
+        self.valid_limit = model.max_positions - 1
+        longest = int(max(valid.data.src_lengths.max(), valid.data.tgt_lengths.max())) if valid and len(valid.data) else 0
+        self.valid_max_tokens = max(max_tokens * 2, min(longest, self.valid_limit) + 2)
         self.step = 0
         self.best_score = -math.inf
         self.bad_validations = 0
@@ -63,50 +68,71 @@ class Trainer:
         self.net = DistributedDataParallel(net) if dist_info.enabled else net
         self.writer = None
         if dist_info.is_main:
+            # A run killed while writing leaves its temporary files (dot-names) behind; never checkpoints.
+            for stale in self.checkpoints.glob(".*"):
+                stale.unlink()
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     # ---- checkpoints -------------------------------------------------------------------
-    def state_payload(self) -> dict:
+    def state_payload(self, rng_states: list[dict]) -> dict:
+        """Everything a resumed run needs; rng_states holds every rank's generators."""
         return {
             "format": FORMAT, "model_kind": model_kind(self.model_config),
             "model_config": {k: v for k, v in asdict(self.model_config).items() if k != "name"},
             "vocab": vocab_tensor(self.vocab.proto), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "sampler": self.sampler.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else torch.zeros(0, dtype=torch.uint8),
+            "batching": self._batching(), "rng": rng_states,
             "step": self.step, "best_score": self.best_score, "bad_validations": self.bad_validations,
-            "trained_seconds": self.trained_seconds,
+            "trained_seconds": self.trained_seconds, "skipped_in_a_row": self.skipped_in_a_row,
         }
+
+    def _batching(self) -> dict:
+        """What the sampler's position means; a resume with other values cannot reuse it."""
+        return {"max_tokens": self.sampler.max_tokens, "seed": self.sampler.seed,
+                "world_size": self.dist.world_size}
+
+    def _rng_state(self) -> dict:
+        cuda = torch.cuda.get_rng_state() if self.device.type == "cuda" else torch.zeros(0, dtype=torch.uint8)
+        return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
     def load_state(self, payload: dict) -> None:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
-        self.scaler.load_state_dict(payload["scaler"])
+        if self.scaler.is_enabled() and payload["scaler"]:
+            self.scaler.load_state_dict(payload["scaler"])
         self.sampler.load_state_dict(payload["sampler"])
-        torch.set_rng_state(payload["rng_cpu"])
-        if self.device.type == "cuda" and payload["rng_cuda"].numel():
-            torch.cuda.set_rng_state(payload["rng_cuda"])
+        if payload["batching"] != self._batching():
+            log.warning("batching changed since the checkpoint (%s, now %s): the current epoch starts over",
+                        payload["batching"], self._batching())
+            self.sampler.load_state_dict({"epoch": payload["sampler"]["epoch"], "position": 0})
+        rng = payload["rng"]
+        own = rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0]
+        torch.set_rng_state(own["cpu"])
+        if self.device.type == "cuda" and own["cuda"].numel():
+            torch.cuda.set_rng_state(own["cuda"])
         self.step, self.best_score = int(payload["step"]), float(payload["best_score"])
         self.bad_validations = int(payload["bad_validations"])
         self.trained_seconds = float(payload["trained_seconds"])
+        self.skipped_in_a_row = int(payload["skipped_in_a_row"])
 
     def save(self, is_best: bool) -> None:
-        """step_N.pt is written once; last.pt and best.pt are links to it."""
+        """step_N.pt is written once; last.pt and best.pt are links to it. Called on every rank."""
+        rng_states = gather_objects(self._rng_state(), self.dist)
         if not self.dist.is_main:
             return
         path = self.checkpoints / f"step_{self.step}.pt"
         try:
-            save_checkpoint(path, self.state_payload())
+            save_checkpoint(path, self.state_payload(rng_states))
             link_checkpoint(path, self.checkpoints / "last.pt")
             if is_best:
                 link_checkpoint(path, self.checkpoints / "best.pt")
         except OSError as error:
             raise NmtError(f"cannot write checkpoint {path}: {error.strerror}; "
                            "free space or fix permissions, the previous last.pt is intact") from None
-        periodic = sorted(self.checkpoints.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+        periodic = periodic_checkpoints(self.checkpoints)
         for old in periodic[:-self.settings.keep_last] if self.settings.keep_last > 0 else []:
             old.unlink()  # last.pt / best.pt are hard links and keep their data
 
@@ -162,11 +188,13 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict:
         self.model.eval()
-        data = self.valid.data
+        data, limit = self.valid.data, self.valid_limit
+        pairs = [tuple(side[:limit] for side in data.pair(i)) for i in range(len(data))]
         total, tokens = 0.0, 0
-        sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, self.valid_max_tokens, 0, shuffle=False)
+        sampler = TokenBatchSampler(np.minimum(data.src_lengths, limit), np.minimum(data.tgt_lengths, limit),
+                                    self.valid_max_tokens, 0, shuffle=False)
         for indices in sampler.epoch_batches(0):
-            batch = collate([data.pair(int(i)) for i in indices]).to(self.device)
+            batch = collate([pairs[int(i)] for i in indices]).to(self.device)
             with autocast(self.precision, self.device):
                 logits, _ = self.model(batch.src, batch.tgt_in)
             total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1),
@@ -174,12 +202,24 @@ class Trainer:
             tokens += batch.target_tokens
         result = {"loss": total / max(tokens, 1), "ppl": math.exp(min(total / max(tokens, 1), 50))}
         if self.settings.valid_bleu:
-            sources = [data.pair(i)[0] for i in range(len(data))]
+            sources = [src for src, _ in pairs]
             with autocast(self.precision, self.device):
                 hyps = search_corpus(self.model, sources, self.valid_settings, self.valid_max_tokens, self.device)
             outputs = [self.vocab.decode(h[0].tokens) for h in hyps]
             result["bleu"] = sacrebleu.corpus_bleu(outputs, [self.valid.references]).score
         return result
+
+    @torch.no_grad()
+    def attention_picture(self):
+        """The attention of the first validation sentence, as a figure for TensorBoard."""
+        source = self.valid.data.pair(0)[0][:self.valid_limit]
+        hyp = search_corpus(self.model, [source], SearchSettings(beam_size=1), self.valid_max_tokens, self.device,
+                            need_attention=True)[0][0]
+        if hyp.attention is None:
+            return None
+        src_pieces = self.vocab.pieces(source.tolist()) + ["</s>"]
+        tgt_pieces = self.vocab.pieces(hyp.tokens) + ["</s>"]
+        return attention_figure(hyp.attention.float().numpy(), src_pieces, tgt_pieces, f"step {self.step}")
 
     # ---- the loop -----------------------------------------------------------------------
     def _handle_signal(self, signum, frame) -> None:
@@ -257,6 +297,9 @@ class Trainer:
                      f" bleu {result['bleu']:.2f}" if "bleu" in result else "")
             for key, value in result.items():
                 self.writer.add_scalar(f"valid/{key}", value, self.step)
+            figure = self.attention_picture()
+            if figure is not None:
+                self.writer.add_figure("valid/attention", figure, self.step)
         elif self.dist.is_main:
             is_best = True
         self.save(is_best)

@@ -1,21 +1,28 @@
 """`python -m nmt.translate checkpoint=PATH [input=FILE] [output=FILE]`: one output line per input line."""
 
+import logging
 import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli import run_stage, setup_logging
-from nmt.config import TranslateConfig
+from nmt.config import TranslateConfig, check_decode
 from nmt.errors import NmtError
 from nmt.io import atomic_open
 from nmt.progress import progress
 from nmt.search import SearchSettings
 from nmt.translator import Translator
 
+log = logging.getLogger("nmt.translate")
 
-def read_lines(data: bytes, name: str) -> list[str]:
-    """Lines of UTF-8 text, split on \\n only so the count matches the input's."""
+
+def read_lines(data: bytes, name: str, invalid_lines: str = "error") -> list[str]:
+    """Lines of UTF-8 text, split on \\n only so the count matches the input's.
+
+    A line that is not UTF-8 is an error naming it, or (invalid_lines="empty") an empty line
+    whose number is logged, so the output still has one line per input line.
+    """
     raw = data.split(b"\n")
     if raw and raw[-1] == b"":
         raw.pop()
@@ -25,9 +32,13 @@ def read_lines(data: bytes, name: str) -> list[str]:
             lines.append(line.rstrip(b"\r").decode("utf-8"))
         except UnicodeDecodeError:
             bad.append(number)
+            lines.append("")
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        raise NmtError(f"{name}: not valid UTF-8 on line(s) {shown}; convert the file to UTF-8")
+        if invalid_lines == "error":
+            raise NmtError(f"{name}: not valid UTF-8 on line(s) {shown}; convert the file to UTF-8 "
+                           "or pass invalid_lines=empty")
+        log.warning("%s: line(s) %s are not valid UTF-8 and are translated as empty lines", name, shown)
     return lines
 
 
@@ -41,19 +52,21 @@ def format_hypotheses(hyps, vocab, nbest: int) -> str:
 def translate(cfg: DictConfig) -> None:
     setup_logging()
     config: TranslateConfig = OmegaConf.to_object(cfg)
+    check_decode(config.decode)
+    if config.invalid_lines not in ("error", "empty"):
+        raise NmtError(f"invalid_lines={config.invalid_lines!r}: use error or empty")
     if config.input is not None:
         path = Path(config.input)
         if not path.is_file():
             raise NmtError(f"input={config.input}: no such file")
-        lines = read_lines(path.read_bytes(), str(path))
+        lines = read_lines(path.read_bytes(), str(path), config.invalid_lines)
     else:
-        lines = read_lines(sys.stdin.buffer.read(), "stdin")
+        lines = read_lines(sys.stdin.buffer.read(), "stdin", config.invalid_lines)
     translator = Translator.from_checkpoint(config.checkpoint, config.device)
+    if hasattr(translator.model, "attention_layer"):
+        translator.model.attention_layer = config.attention_layer
     d = config.decode
-    settings = SearchSettings(d.beam_size, d.length_penalty, d.length_norm, d.max_len_a, d.max_len_b,
-                              max(d.nbest, 1))
-    if d.nbest > d.beam_size:
-        raise NmtError(f"decode.nbest={d.nbest} exceeds decode.beam_size={d.beam_size}")
+    settings = SearchSettings(d.beam_size, d.length_penalty, d.length_norm, d.max_len_a, d.max_len_b, d.nbest)
     with progress(total=len(lines), desc="translate", unit="sent", disable=config.input is None) as bar:
         hyps = translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision,
                                                need_attention=config.attention_dir is not None,

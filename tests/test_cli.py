@@ -126,3 +126,16 @@ def test_reference_and_hypothesis_of_different_lengths_is_one_line(tmp_path):
 def test_checkpoints_are_loaded_weights_only(trained_run):
     payload = torch.load(trained_run / "checkpoints/last.pt", weights_only=True)
     assert payload["format"] == 1
+
+
+def test_a_multirun_sweep_gives_each_setting_its_own_run_directory(tmp_path, trained_run):
+    overrides = [o for o in TINY_TRAIN if not o.startswith("trainer.max_steps")]
+    result = run_cli("train", "-m", "optim.lr=0.003,0.001", *overrides, "trainer.max_steps=2",
+                     "trainer.max_minutes=5", f"data.cache_dir={trained_run.parent}/data/cache", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    runs = sorted(p for p in (tmp_path / "runs/gru_bahdanau-sweep").iterdir() if p.is_dir())
+    assert [p.name for p in runs] == ["optim.lr=0.001", "optim.lr=0.003"]
+    for run in runs:
+        payload = load_checkpoint(run / "checkpoints/last.pt")
+        assert payload["step"] == 2
+        assert f"lr: {run.name.split('=')[1]}" in (run / "config.yaml").read_text()

@@ -47,8 +47,8 @@ def _exhaustive_best(model, vocab, limit, settings):
     best = (-math.inf, None)
     for length in range(0, limit + 1):
         for seq in itertools.product(words, repeat=length):
-            # A hypothesis ends with EOS; at the limit EOS is forced and costs nothing.
-            tokens = list(seq) + ([EOS_ID] if length < limit else [])
+            # A hypothesis ends with EOS, also where the length limit forces it.
+            tokens = list(seq) + [EOS_ID]
             lp = model.sequence_log_prob(tokens)
             score = lp / length_normalizer(length + 1, settings)
             best = max(best, (score, list(seq)))
@@ -74,7 +74,7 @@ def test_small_beam_returns_its_hypotheses_best_first():
     assert len(hyps) == 4
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
     for h in hyps:
-        lp = model.sequence_log_prob(h.tokens + ([EOS_ID] if len(h.tokens) < 5 else []))
+        lp = model.sequence_log_prob(h.tokens + [EOS_ID])
         assert h.log_prob == pytest.approx(lp, abs=1e-5)
 
 
@@ -109,7 +109,7 @@ def test_small_token_budget_gives_the_same_results_in_input_order(any_model):
 def test_output_length_is_capped_by_a_times_source_plus_b(any_model):
     settings = SearchSettings(beam_size=3, max_len_a=0.5, max_len_b=2)
     for source, hyps in zip(SOURCES, search_corpus(any_model, SOURCES, settings, 10_000, torch.device("cpu"))):
-        assert len(hyps[0].tokens) <= int(0.5 * (len(source) + 1) + 2)
+        assert len(hyps[0].tokens) <= int(0.5 * len(source) + 2)
 
 
 def test_attention_comes_back_per_output_token(gru_model):

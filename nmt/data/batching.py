@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from nmt.errors import NmtError
 
 
 def token_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: int,
@@ -21,7 +22,8 @@ def token_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: 
     """
     cost = np.maximum(src_lengths, tgt_lengths).astype(np.int64) + 1
     if cost.size and cost.max() > max_tokens:
-        raise ValueError(f"max_tokens={max_tokens} is below the longest pair ({cost.max()} tokens)")
+        raise NmtError(f"data.max_tokens={max_tokens} is below the longest pair ({cost.max()} tokens); "
+                       "raise it or lower data.max_len")
     batches: list[np.ndarray] = []
     for start in range(0, len(order), pool_size):
         pool = order[start:start + pool_size]
@@ -70,6 +72,9 @@ class TokenBatchSampler:
     def __iter__(self):
         """Batches from the current position to the end of the epoch, then the next epoch begins."""
         batches = self.epoch_batches(self.state.epoch)
+        if not batches:
+            raise NmtError(f"rank {self.rank} gets no batch: {len(self.src_lengths)} examples make fewer batches than "
+                           f"the {self.world_size} ranks; lower data.max_tokens or use fewer processes")
         while self.state.position < len(batches):
             batch = batches[self.state.position]
             self.state.position += 1

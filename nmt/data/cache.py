@@ -184,8 +184,8 @@ def _encode_split(pairs: Iterable[tuple[str, str]], vocab: Vocab, rules: Cleanin
             src_lengths.append(src_lens[keep])
             tgt_lengths.append(tgt_lens[keep])
             if src_text is not None:
-                src_text.writelines(s.replace("\n", " ") + "\n" for s, k in zip(srcs, keep) if k)
-                tgt_text.writelines(t.replace("\n", " ") + "\n" for t, k in zip(tgts, keep) if k)
+                src_text.writelines(_one_line(s) for s, k in zip(srcs, keep) if k)
+                tgt_text.writelines(_one_line(t) for t, k in zip(tgts, keep) if k)
     if pool:
         pool.close()
         pool.join()
@@ -194,6 +194,11 @@ def _encode_split(pairs: Iterable[tuple[str, str]], vocab: Vocab, rules: Cleanin
     np.save(directory / f"{split}.src_len.npy", src_lengths)
     np.save(directory / f"{split}.tgt_len.npy", tgt_lengths)
     return {"input": total, "kept": int(len(src_lengths)), "removed": counts}
+
+
+def _one_line(text: str) -> str:
+    """The text on exactly one line, whatever line separators it holds."""
+    return " ".join(text.splitlines()) + "\n"
 
 
 def _select(flat: np.ndarray, lengths: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -212,7 +217,7 @@ class _text_writers:
     def __enter__(self):
         if self.paths is None:
             return None, None
-        self.files = [open(p, "w", encoding="utf-8") for p in self.paths]
+        self.files = [open(p, "w", encoding="utf-8", newline="") for p in self.paths]
         return self.files
 
     def __exit__(self, *exc):

@@ -1,0 +1,36 @@
+"""Average the parameters of a run's last N checkpoints into one (Vaswani et al. 2017, sec. 6.1).
+
+    python scripts/average_checkpoints.py runs/NAME/checkpoints --last 5 --output averaged.pt
+    python scripts/average_checkpoints.py a.pt b.pt c.pt --output averaged.pt
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nmt.checkpoint import average_checkpoints, periodic_checkpoints, save_checkpoint  # noqa: E402
+from nmt.errors import NmtError  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="a checkpoints directory, or checkpoint files")
+    parser.add_argument("--last", type=int, default=5, help="with a directory: how many of the newest step_N.pt")
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args()
+    try:
+        if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
+            paths = periodic_checkpoints(Path(args.inputs[0]))[-args.last:]
+        else:
+            paths = [Path(p) for p in args.inputs]
+        save_checkpoint(Path(args.output), average_checkpoints(paths))
+    except NmtError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"averaged {len(paths)} checkpoints: {', '.join(p.name for p in paths)} -> {args.output}")
+
+
+if __name__ == "__main__":
+    main()

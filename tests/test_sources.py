@@ -1,0 +1,67 @@
+"""Corpus sources: the hub layout offline, the hub id by default, and one-line errors."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import SHARED_DATA, run_cli
+from nmt.cli import CONFIG_DIR
+from nmt.config import register_configs
+from nmt.data import corpus_from_config
+from nmt.errors import NmtError
+
+HF_WMT = SHARED_DATA / "hf" / "wmt14"
+needs_shared = pytest.mark.skipif(not HF_WMT.is_dir(), reason="needs ../shared/data")
+
+
+def _data_config(*overrides):
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return OmegaConf.to_object(compose("prepare", overrides=list(overrides))).data
+
+
+def test_wmt14_without_a_path_names_the_hub_dataset():
+    data = _data_config("data=wmt14_en_de")
+    assert (data.source, data.path, data.hf_config) == ("hf", "wmt/wmt14", "de-en")
+    assert data.hf_splits == {"train": "train", "valid": "validation", "test": "test"}
+
+
+@needs_shared
+def test_local_hub_layout_loads_offline_in_both_directions():
+    corpus = corpus_from_config(_data_config("data=wmt14_en_de", f"data.path={HF_WMT}"))
+    en, de = next(iter(corpus.pairs("test")))
+    first = lambda lang: (SHARED_DATA / f"wmt14/newstest2014.{lang}").read_text(encoding="utf-8").splitlines()[0]  # noqa: E731
+    assert (en, de) == (first("en"), first("de"))
+    reverse = corpus_from_config(_data_config("data=wmt14_en_de", f"data.path={HF_WMT}", "data.src_lang=de",
+                                              "data.tgt_lang=en"))
+    assert next(iter(reverse.pairs("test"))) == (de, en)
+    assert sum(1 for _ in corpus.pairs("valid")) == 3000
+
+
+@needs_shared
+@pytest.mark.parametrize("overrides,message", [
+    (["data.hf_config=fr-en"], "fr-en"),
+    (["data.src_lang=fr"], "language 'fr' is not in the data"),
+    (["data.path=/no/such/dataset"], "no such directory"),
+])
+def test_bad_dataset_settings_are_clear_errors(overrides, message):
+    with pytest.raises(NmtError, match=message):
+        corpus_from_config(_data_config("data=wmt14_en_de", f"data.path={HF_WMT}", *overrides))
+
+
+def test_an_unreachable_hub_says_to_pass_a_local_path(tmp_path):
+    result = run_cli("prepare", "data=wmt14_en_de", "data.path=wmt/wmt14", cwd=tmp_path,
+                     env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "data.path=" in err
+
+
+@needs_shared
+def test_prepare_cli_runs_offline_on_the_local_wmt14_copy(tmp_path):
+    result = run_cli("prepare", "data=wmt14_en_de", f"data.path={HF_WMT}", "data.vocab_size=2000",
+                     "data.spm_sample_sentences=20000", cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stderr.decode()
+    cache = tmp_path / result.stdout.decode().strip().splitlines()[-1]
+    assert (cache / "valid.tgt.txt").read_text(encoding="utf-8").count("\n") == 3000
+    assert (cache / "test.src.txt").read_text(encoding="utf-8").count("\n") == 3003

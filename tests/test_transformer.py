@@ -1,0 +1,64 @@
+"""The Transformer: tied embeddings, causal masking, padding, pre- and post-norm."""
+
+import pytest
+import torch
+
+from nmt.models.transformer import TransformerModel, sinusoidal_positions
+
+
+def test_source_target_and_output_embeddings_are_one_tensor(transformer_model):
+    tables = [p for n, p in transformer_model.named_parameters() if p.dim() == 2 and p.size(0) == 23]
+    assert len(tables) == 1
+    src = torch.tensor([[5, 3]])
+    tgt = torch.tensor([[2, 7]])
+    logits, _ = transformer_model(src, tgt)
+    logits.sum().backward()
+    assert transformer_model.embed.weight.grad is not None
+
+
+def test_no_position_sees_a_later_one(transformer_model):
+    src = torch.tensor([[5, 6, 7, 3]])
+    tgt = torch.tensor([[2, 10, 11, 12, 13]])
+    changed = tgt.clone()
+    changed[0, 3:] = torch.tensor([20, 21])
+    a, _ = transformer_model(src, tgt)
+    b, _ = transformer_model(src, changed)
+    torch.testing.assert_close(a[:, :3], b[:, :3])
+    assert not torch.allclose(a[:, 3:], b[:, 3:])
+
+
+def test_source_padding_changes_nothing(transformer_model):
+    tgt = torch.tensor([[2, 10, 11]])
+    a, _ = transformer_model(torch.tensor([[5, 6, 3]]), tgt)
+    b, _ = transformer_model(torch.tensor([[5, 6, 3, 0, 0]]), tgt)
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_both_norm_placements_decode_incrementally(pre_norm, padded_batch):
+    torch.manual_seed(0)
+    model = TransformerModel(23, 16, 1, 2, 2, 32, dropout=0.0, pre_norm=pre_norm).eval()
+    src, tgt_in = padded_batch
+    logits, _ = model(src, tgt_in)
+    state = model.encode(src)
+    for t in range(tgt_in.size(1)):
+        log_probs, state, _ = model.decode_step(tgt_in[:, t], state)
+        real = tgt_in[:, t] != 0
+        torch.testing.assert_close(log_probs[real], torch.log_softmax(logits[:, t], -1)[real], atol=1e-5, rtol=1e-5)
+    assert isinstance(model.encoder_norm, torch.nn.LayerNorm) == pre_norm
+
+
+def test_sinusoidal_positions_follow_the_paper():
+    pe = sinusoidal_positions(50, 8)
+    pos, i = 7, 1
+    assert pe[pos, 2 * i].item() == pytest.approx(torch.sin(torch.tensor(pos / 10000 ** (2 * i / 8))).item(), abs=1e-6)
+    assert pe[pos, 2 * i + 1].item() == pytest.approx(torch.cos(torch.tensor(pos / 10000 ** (2 * i / 8))).item(), abs=1e-6)
+
+
+def test_cross_attention_weights_average_heads_and_mask_padding(transformer_model, padded_batch):
+    src, _ = padded_batch
+    state = transformer_model.encode(src)
+    _, _, attention = transformer_model.decode_step(torch.full((3,), 2), state, need_attention=True)
+    assert attention.shape == (3, src.size(1))
+    torch.testing.assert_close(attention.sum(-1), torch.ones(3))
+    assert torch.all(attention[src == 0] == 0)
