@@ -74,8 +74,13 @@ def paired_tests(systems: dict[str, list[str]], references: list[list[str]], n_b
         _, results = PairedTest(named, metrics, references=None, test_type=test_type, n_samples=samples)()
         for metric_name in METRICS:
             column = results[_column(results, metric_name)]
+            baseline_score = column[0].score
             for comparison, result in zip(comparisons, column[1:]):
-                comparison.setdefault(metric_name, {})[key] = float(result.p_value)
+                # sacreBLEU (after MultEval) counts only samples strictly above the observed difference,
+                # so a system scored against an identical one gets p = 1/(n+1). No observed difference
+                # is no evidence of one: we report p = 1 there.
+                p_value = 1.0 if result.score == baseline_score else float(result.p_value)
+                comparison.setdefault(metric_name, {})[key] = p_value
     return comparisons
 
 

@@ -232,7 +232,7 @@ class Trainer:
         window = {"loss": 0.0, "tokens": 0.0, "time": time.monotonic()}
         micro: list[np.ndarray] = []
         last_valid: dict = {}
-        reason = None
+        reason = self._stop_reason(started)  # a resumed run may already be done
         try:
             while reason is None:
                 epoch = self.sampler.state.epoch
@@ -308,9 +308,12 @@ class Trainer:
         return result
 
     def _log_train(self, stats: dict, window: dict) -> None:
+        """Loss and throughput summed over all ranks (a collective: every rank calls it)."""
         now = time.monotonic()
-        tokens_per_second = window["tokens"] * self.dist.world_size / max(now - window["time"], 1e-9)
-        loss = window["loss"] / max(window["tokens"], 1)
+        totals = all_reduce_sum(torch.tensor([window["loss"], window["tokens"]], dtype=torch.float64,
+                                             device=self.device), self.dist).tolist()
+        tokens_per_second = totals[1] / max(now - window["time"], 1e-9)
+        loss = totals[0] / max(totals[1], 1)
         if self.writer:
             self.writer.add_scalar("train/loss", loss, self.step)
             self.writer.add_scalar("train/lr", stats["lr"], self.step)
@@ -319,5 +322,3 @@ class Trainer:
             log.info("step %d loss %.3f lr %.2e gnorm %.2f %.0f tok/s", self.step, loss, stats["lr"],
                      stats["grad_norm"], tokens_per_second)
         window.update(loss=0.0, tokens=0.0, time=now)
-
-

@@ -40,6 +40,13 @@ class Corpus:
             raise NmtError(f"data.source={spec.source!r} is unknown: use builtin, text or hf")
         self.spec = spec
         self._hf = _load_hf(spec) if spec.source == "hf" else None
+        if spec.source == "text":
+            if not (spec.prefixes or {}).get("train"):
+                raise NmtError("data.train is not set: give data.train=PREFIX (reads PREFIX.<src_lang> and "
+                               "PREFIX.<tgt_lang>)")
+            for split in SPLITS:
+                if self.has_split(split):
+                    self.text_paths(split)  # fail now, naming the file, not halfway through preparing
 
     def has_split(self, split: str) -> bool:
         s = self.spec
