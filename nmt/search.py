@@ -50,6 +50,15 @@ def reorder_state(state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[s
     return {key: value.index_select(0, index) for key, value in state.items()}
 
 
+def reorder_beams(state: dict[str, torch.Tensor], index: torch.Tensor,
+                  encoder_index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Decoder entries (one row per beam) follow `index`. Encoder entries ("enc_" keys) are one
+    row per sentence, shared by its beams: they follow `encoder_index` (the surviving sentences)
+    or, when None, stay as they are."""
+    return {key: (value if encoder_index is None else value.index_select(0, encoder_index))
+            if key.startswith("enc_") else value.index_select(0, index) for key, value in state.items()}
+
+
 def max_output_lengths(src: torch.Tensor, settings: SearchSettings, max_positions: int) -> torch.Tensor:
     """a * source_length + b tokens (the source without its EOS), within the model's positions."""
     src_lengths = (src != PAD_ID).sum(1) - 1
@@ -66,6 +75,8 @@ def _forbid_specials(log_probs: torch.Tensor) -> torch.Tensor:
 
 def _force_eos(log_probs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Rows at their length limit may only end; EOS keeps its real log-probability."""
+    if not rows.any():
+        return log_probs
     eos = log_probs[rows, EOS_ID]
     log_probs[rows] = -math.inf
     log_probs[rows, EOS_ID] = eos
@@ -119,7 +130,8 @@ def beam_search(model, src: torch.Tensor, settings: SearchSettings,
     """
     k = settings.beam_size
     batch, device = src.size(0), src.device
-    state = reorder_state(model.encode(src), torch.arange(batch, device=device).repeat_interleave(k))
+    # Decoder entries get a row per beam; encoder entries stay one per sentence.
+    state = reorder_beams(model.encode(src), torch.arange(batch, device=device).repeat_interleave(k), None)
     limits = max_output_lengths(src, settings, model.max_positions)
     # Per active sentence: its index, beam scores (n, k), token history (n * k, step).
     sentences = torch.arange(batch, device=device)
@@ -166,7 +178,8 @@ def beam_search(model, src: torch.Tensor, settings: SearchSettings,
                 zip(sentences.tolist(), alive_scores[:, 0].tolist(), limits[sentences].tolist())]
         keep = torch.tensor([not d for d in done], device=device)
         keep_rows = rows.view(n, k)[keep].view(-1)
-        state = reorder_state(state, keep_rows)
+        # Encoder entries are one per sentence: they move only when sentences leave.
+        state = reorder_beams(state, keep_rows, keep.nonzero().squeeze(1) if any(done) else None)
         history = torch.cat([history[keep_rows], tokens[keep].view(-1, 1)], dim=1)
         if attn_history is not None:
             attn_history = attn_history[keep_rows]

@@ -62,7 +62,7 @@ def test_keys_are_projected_once_per_sentence(gru_model, padded_batch):
 def test_padding_does_not_change_a_sentence_encoding(gru_model):
     alone = gru_model.encode(torch.tensor([[9, 10, 3]]))
     padded = gru_model.encode(torch.tensor([[9, 10, 3, 0, 0]]))
-    torch.testing.assert_close(alone["h"], padded["h"][:, :3])
+    torch.testing.assert_close(alone["enc_h"], padded["enc_h"][:, :3])
     torch.testing.assert_close(alone["s"], padded["s"])
 
 

@@ -5,7 +5,10 @@ Both offer the interface search and training rely on:
   decode_step(prev_tokens, state) -> (log_probs, state, attention)
   forward(src, tgt_in) -> (logits, attention or None)    teacher forcing
 The state is a dict of tensors whose first dimension is the batch, so beam search
-reorders it with one index_select per tensor.
+reorders it with one index_select per tensor. Keys starting with "enc_" hold what the
+encoder computed once per sentence; in beam search they keep one row per sentence while
+the decoder entries have one per beam (decode_step groups the beams onto their sentence),
+so search moves them only when sentences leave the batch, never to reorder beams.
 """
 
 from dataclasses import asdict

@@ -32,11 +32,15 @@ class BahdanauAttention(nn.Module):
 
     def forward(self, keys: torch.Tensor, h: torch.Tensor, src_mask: torch.Tensor,
                 s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        e = self.v(torch.tanh(keys + self.W_s(s).unsqueeze(1))).squeeze(2)  # (batch, src_len)
-        e = e.masked_fill(~src_mask, float("-inf"))
-        alpha = torch.softmax(e, dim=1)  # (batch, src_len)
-        c = torch.bmm(alpha.unsqueeze(1), h).squeeze(1)  # (batch, 2*hidden)
-        return c, alpha
+        """s may hold several rows per sentence (the beams of beam search): (batch * beams, hidden)."""
+        batch = keys.size(0)
+        beams = s.size(0) // batch
+        query = self.W_s(s).view(batch, beams, 1, -1)  # (batch, beams, 1, attention_dim)
+        e = self.v(torch.tanh(keys.unsqueeze(1) + query)).squeeze(3)  # (batch, beams, src_len)
+        e = e.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
+        alpha = torch.softmax(e, dim=2)
+        c = torch.bmm(alpha, h)  # (batch, beams, 2*hidden)
+        return c.view(batch * beams, -1), alpha.view(batch * beams, -1)
 
 
 class GRUAttentionModel(nn.Module):
@@ -83,9 +87,9 @@ class GRUAttentionModel(nn.Module):
         last_forward, first_backward = final[-2], final[-1]  # (batch, hidden) each
         s0 = torch.tanh(self.init_state(torch.cat([last_forward, first_backward], dim=1)))
         return {
-            "h": h,
-            "keys": self.attention.project_keys(h),  # (batch, src_len, hidden)
-            "src_mask": src_mask,
+            "enc_h": h,
+            "enc_keys": self.attention.project_keys(h),  # (batch, src_len, hidden)
+            "enc_mask": src_mask,
             "s": s0.view(-1, self.decoder_layers, self.hidden_dim),  # (batch, layers, hidden)
             "c": h.new_zeros(h.size(0), 2 * self.hidden_dim),  # c_0
         }
@@ -99,7 +103,7 @@ class GRUAttentionModel(nn.Module):
             layers.append(x)
             x = self.dropout(x) if i + 1 < len(self.cells) else x
         s_t = x  # (batch, hidden), the top layer
-        c_t, alpha = self.attention(state["keys"], state["h"], state["src_mask"], s_t)
+        c_t, alpha = self.attention(state["enc_keys"], state["enc_h"], state["enc_mask"], s_t)
         new_state = dict(state, s=torch.stack(layers, dim=1), c=c_t)
         return new_state, torch.cat([c_t, s_t], dim=1), alpha
 

@@ -43,19 +43,34 @@ class MultiHeadAttention(nn.Module):
         k, v = self.kv_proj(memory).chunk(2, dim=-1)
         return self.split_heads(k), self.split_heads(v)
 
+    def queries(self, x: torch.Tensor, memory_rows: int) -> torch.Tensor:
+        """Queries grouped by the keys' batch row: x may hold several rows (beams) per memory row,
+        which then attend as extra query positions. (memory_rows, heads, rows_each * len, d_head)."""
+        q = self.split_heads(self.q_proj(x))  # (rows, heads, len, d_head)
+        rows, heads, length, d_head = q.shape
+        if rows == memory_rows:
+            return q
+        group = rows // memory_rows
+        return q.view(memory_rows, group, heads, length, d_head).transpose(1, 2).reshape(
+            memory_rows, heads, group * length, d_head)
+
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
                causal: bool = False) -> torch.Tensor:
-        q = self.split_heads(self.q_proj(x))
+        rows, length = x.shape[:2]
+        q = self.queries(x, k.size(0))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                              dropout_p=self.dropout if self.training else 0.0)
-        b, _, n, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+        b, heads, grouped, d_head = out.shape
+        out = out.view(b, heads, rows // b, length, d_head).transpose(1, 2)  # (b, group, heads, len, d_head)
+        return self.out_proj(out.transpose(2, 3).reshape(rows, length, heads * d_head))
 
     def weights(self, x: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Attention probabilities averaged over heads (batch, len, src_len), for inspection only."""
-        q = self.split_heads(self.q_proj(x))
+        """Attention probabilities averaged over heads (rows, len, src_len), for inspection only."""
+        rows, length = x.shape[:2]
+        q = self.queries(x, k.size(0))
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d_head)
-        return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).mean(1)
+        probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).mean(1)  # (b, group * len, src)
+        return probs.reshape(rows, length, -1)
 
 
 class FeedForward(nn.Sequential):
@@ -159,12 +174,12 @@ class TransformerModel(nn.Module):
         for layer in self.encoder_layers:
             x = layer(x, src_mask)
         memory = self.encoder_norm(x)  # (batch, src_len, d_model)
-        state = {"src_mask": src_mask}
+        state = {"enc_mask": src_mask}
         b = src.size(0)
         heads, d_head = self.decoder_layers[0].self_attn.heads, self.decoder_layers[0].self_attn.d_head
         for i, layer in enumerate(self.decoder_layers):
             # Cross-attention keys and values are computed once per sentence.
-            state[f"memory_k{i}"], state[f"memory_v{i}"] = layer.cross_attn.keys_values(memory)
+            state[f"enc_k{i}"], state[f"enc_v{i}"] = layer.cross_attn.keys_values(memory)
             state[f"self_k{i}"] = memory.new_zeros(b, heads, 0, d_head)
             state[f"self_v{i}"] = memory.new_zeros(b, heads, 0, d_head)
         return state
@@ -174,7 +189,7 @@ class TransformerModel(nn.Module):
         state = self.encode(src)
         x = self._embed(tgt_in)
         for i, layer in enumerate(self.decoder_layers):
-            x, _, _ = layer(x, state[f"memory_k{i}"], state[f"memory_v{i}"], state["src_mask"])
+            x, _, _ = layer(x, state[f"enc_k{i}"], state[f"enc_v{i}"], state["enc_mask"])
         return self._output(x), None
 
     def decode_step(self, prev_tokens: torch.Tensor, state: State,
@@ -186,7 +201,7 @@ class TransformerModel(nn.Module):
         attention = None
         chosen = self.attention_layer % len(self.decoder_layers)
         for i, layer in enumerate(self.decoder_layers):
-            x, (k, v), weights = layer(x, state[f"memory_k{i}"], state[f"memory_v{i}"], state["src_mask"],
+            x, (k, v), weights = layer(x, state[f"enc_k{i}"], state[f"enc_v{i}"], state["enc_mask"],
                                        state[f"self_k{i}"], state[f"self_v{i}"], need_attention and i == chosen)
             new_state[f"self_k{i}"], new_state[f"self_v{i}"] = k, v
             if weights is not None:
