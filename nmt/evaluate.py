@@ -71,18 +71,18 @@ def build_report(hyp_paths: list[str], ref_paths: list[str], src_path: str | Non
 def write_plots(report: dict, directory: Path) -> None:
     systems = report["systems"]
     labels = [s["name"] for s in systems]
-    scores = [s["bleu"]["score"] for s in systems]
-    errors = [(s["bleu"]["mean"] - s["bleu"]["ci95"], s["bleu"]["mean"] + s["bleu"]["ci95"])
-              for s in systems] if "ci95" in systems[0]["bleu"] else None
-    if bar_chart(labels, scores, directory / "systems.png", "BLEU", "BLEU with 95% confidence interval", errors):
+    errors = None
+    if "ci95" in systems[0]["bleu"]:
+        errors = {"BLEU": [(s["bleu"]["mean"] - s["bleu"]["ci95"], s["bleu"]["mean"] + s["bleu"]["ci95"])
+                           for s in systems]}
+    if bar_chart(labels, {"BLEU": [s["bleu"]["score"] for s in systems]}, directory / "systems.png", "BLEU",
+                 "BLEU with 95% confidence interval", errors):
         report["plots"].append("systems.png")
-    if report["length_buckets"]:
-        for system in labels:
-            buckets = report["length_buckets"]
-            path = directory / f"length_{len(report['plots'])}.png"
-            if bar_chart([f"{b['range']} ({b['sentences']})" for b in buckets], [b["bleu"][system] for b in buckets],
-                         path, "BLEU", f"{system}: BLEU by source length (words)"):
-                report["plots"].append(path.name)
+    buckets = report["length_buckets"]
+    if buckets and bar_chart([f"{b['range']} ({b['sentences']})" for b in buckets],
+                             {name: [b["bleu"][name] for b in buckets] for name in labels},
+                             directory / "length.png", "BLEU", "BLEU by source length in words (sentences)"):
+        report["plots"].append("length.png")
 
 
 def render_markdown(report: dict) -> str:

@@ -70,22 +70,32 @@ def write_attention_maps(directory: Path, lines: list[str], hyps, translator, co
             written += 1
 
 
-def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, title: str,
-              errors: list[tuple[float, float]] | None = None) -> bool:
-    """Bars with optional asymmetric error bars (e.g. 95% confidence intervals)."""
+def bar_chart(categories: list[str], series: dict[str, list[float]], path: Path, ylabel: str, title: str,
+              errors: dict[str, list[tuple[float, float]]] | None = None) -> bool:
+    """Grouped bars, one group per category and one colour per series, with optional
+    asymmetric error bars (e.g. 95% confidence intervals); each bar is labelled with its value."""
     plt = _pyplot()
     if plt is None:
         return False
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 2), 3.5), dpi=100)
-    yerr = None
-    if errors:
-        yerr = [[v - lo for v, (lo, _) in zip(values, errors)], [hi - v for v, (_, hi) in zip(values, errors)]]
-    ax.bar(range(len(labels)), values, yerr=yerr, capsize=4, color="#4C72B0")
-    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(categories) * max(1, len(series) / 2) + 2), 3.8), dpi=100)
+    for s_index, (name, values) in enumerate(series.items()):
+        xs = [i + (s_index - (len(series) - 1) / 2) * width for i in range(len(categories))]
+        bounds = (errors or {}).get(name)
+        yerr = None
+        if bounds:
+            yerr = [[v - lo for v, (lo, _) in zip(values, bounds)], [hi - v for v, (_, hi) in zip(values, bounds)]]
+        ax.bar(xs, values, width=width, yerr=yerr, capsize=4, label=name)
+        for i, (x, v) in enumerate(zip(xs, values)):
+            top = bounds[i][1] if bounds else v  # above the error bar, not on it
+            ax.annotate(f"{v:.1f}", (x, top), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    for i, v in enumerate(values):
-        ax.annotate(f"{v:.1f}", (i, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    ax.margins(y=0.12)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
     return True

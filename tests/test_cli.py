@@ -25,7 +25,9 @@ def test_all_four_stages_end_to_end(tmp_path, trained_run):
     cache = prepared.stdout.decode().strip().splitlines()[-1]
     for name in ("config.yaml", "spm.model", "checkpoints/last.pt", "checkpoints/best.pt", "train.log"):
         assert (trained_run / name).exists(), name
-    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    _assert_tensorboard_has(trained_run / "tensorboard", scalars={"train/loss", "train/lr", "train/grad_norm",
+                            "train/tokens_per_second", "valid/loss", "valid/ppl", "valid/bleu"},
+                            images={"valid/attention"})
     source = f"{cache}/test.src.txt"
     translated = run_cli("translate", f"checkpoint={trained_run}/checkpoints/best.pt", f"input={source}",
                          "output=hyp.de", "decode.beam_size=3", cwd=tmp_path)
@@ -39,6 +41,16 @@ def test_all_four_stages_end_to_end(tmp_path, trained_run):
     assert 0 <= report["bleu"]["score"] <= 100 and report["bleu"]["signature"].startswith("nrefs:1")
     assert "chrf" in report and (tmp_path / "report/report.md").is_file()
     assert evaluated.stdout.decode().strip().splitlines()[-1].endswith("report.json")
+
+
+def _assert_tensorboard_has(directory, scalars, images):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(directory), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert scalars <= set(tags["scalars"]), tags
+    assert images <= set(tags["images"]), tags
 
 
 def test_translate_reads_stdin_and_keeps_empty_lines(tmp_path, trained_run):
