@@ -97,14 +97,16 @@ def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path):
     vocab = Vocab.from_file(str(tiny_cache / "spm.model"))
     config = TransformerConfig(name="t", d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32,
                                dropout=0.0)
-    params = []
+    results = []
     for compile_model in (False, True):
         torch.manual_seed(0)
         model = build_model(config, len(vocab))
         trainer = Trainer(model, config, vocab, EncodedSplit(tiny_cache, "train"), None,
                           TrainerConfig(compile=compile_model), OptimConfig(lr=1e-2, warmup_steps=1), 300,
                           tmp_path / str(compile_model), torch.device("cpu"), "fp32", DistInfo())
-        trainer.train_step([np.arange(6)])
-        params.append(model.state_dict())
-    for name, value in params[0].items():
-        torch.testing.assert_close(params[1][name], value, atol=1e-5, rtol=1e-4, msg=name)
+        results.append(trainer.train_step([np.arange(6)]))
+    # Loss and gradient norm, not parameters: Adam's first step turns float noise in gradients
+    # that are zero in exact arithmetic (the attention key bias) into full-size updates.
+    eager, compiled = results
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)
+    assert compiled["grad_norm"] == pytest.approx(eager["grad_norm"], rel=1e-4)
