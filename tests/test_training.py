@@ -15,6 +15,7 @@ from nmt.distributed import DistInfo
 from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.optim import lr_factor
+from nmt.checkpoint import load_checkpoint
 from nmt.trainer import Trainer
 
 
@@ -110,3 +111,28 @@ def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path):
     eager, compiled = results
     assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)
     assert compiled["grad_norm"] == pytest.approx(eager["grad_norm"], rel=1e-4)
+
+
+def _fitting_trainer(cache, tmp_path, bleu_scores, **settings):
+    from nmt.trainer import ValidationSet
+
+    trainer = _trainer(cache, tmp_path, valid_every=1, log_every=1, **settings)
+    trainer.valid = ValidationSet(EncodedSplit(cache, "train"), [])
+    scores = iter(bleu_scores)
+    trainer.validate = lambda: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)}
+    trainer.attention_picture = lambda: None
+    return trainer
+
+
+def test_patience_stops_after_that_many_validations_without_improvement(tiny_cache, tmp_path):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, [10.0, 12.0, 11.0, 12.0, 30.0], patience=2, max_steps=100)
+    result = trainer.fit()
+    assert result["step"] == 4 and "no validation improvement" in result["reason"]
+    assert load_checkpoint(tmp_path / "checkpoints/best.pt")["step"] == 2
+
+
+def test_max_epochs_stops_at_the_end_of_an_epoch(tiny_cache, tmp_path):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, [1.0] * 1000, max_epochs=1)
+    batches = len(trainer.sampler.epoch_batches(0))
+    result = trainer.fit()
+    assert result["step"] == batches and result["reason"] == "reached 1 epochs"
