@@ -192,3 +192,10 @@ def test_config_errors_are_one_line(tmp_path, overrides, needle):
     assert result.returncode != 0 and "Traceback" not in err, err
     assert len(err.splitlines()) == 1, err
     assert needle in err, err
+
+
+def test_only_the_newest_periodic_checkpoints_are_kept(uninterrupted):
+    work, _ = uninterrupted
+    names = sorted(p.name for p in (work / "run/checkpoints").iterdir())
+    assert names == ["best.pt", "last.pt", "step_10.pt", "step_11.pt", "step_12.pt"]  # keep_last=3
+    load_checkpoint(work / "run/checkpoints/best.pt")  # a hard link: loads even if its step was pruned
