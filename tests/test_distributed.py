@@ -22,10 +22,10 @@ OVERRIDES = [o for o in TINY_TRAIN if not o.startswith(("trainer.max_steps", "tr
 
 
 def test_two_process_step_equals_single_process_step_on_the_union(tmp_path):
-    result = run_cli("train", "--nproc_per_node=2", "--master_port=29631", "-m", "nmt.train", *OVERRIDES,
+    result = run_cli("train", "--standalone", "--nproc_per_node=2", "-m", "nmt.train", *OVERRIDES,
                      "run_dir=run", cwd=tmp_path, module="torch.distributed.run")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
-    distributed = load_checkpoint(tmp_path / "run/checkpoints/step_1.pt")["model"]
+    checkpoint = load_checkpoint(tmp_path / "run/checkpoints/step_1.pt")
 
     register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
@@ -41,12 +41,19 @@ def test_two_process_step_equals_single_process_step_on_the_union(tmp_path):
                                                config.trainer.seed, rank=r, world_size=2).epoch_batches(0)[0]
                      for r in range(2)]
     trainer.train_step(first_batches)
+    # Adam's first moment after one step is 0.1 * the gradient: the all-reduced gradient must
+    # equal the single process's. (Parameters are compared loosely: where a gradient is zero in
+    # exact arithmetic, Adam turns summation-order noise into a step of +-lr.)
+    single_state = trainer.optimizer.state_dict()["state"]
+    for index, state in checkpoint["optimizer"]["state"].items():
+        torch.testing.assert_close(state["exp_avg"], single_state[index]["exp_avg"], atol=1e-8, rtol=1e-4)
+    lr = trainer.scheduler.get_last_lr()[0]
     for name, value in model.state_dict().items():
-        torch.testing.assert_close(distributed[name], value, atol=1e-6, rtol=1e-5, msg=name)
+        torch.testing.assert_close(checkpoint["model"][name], value, atol=2.5 * lr, rtol=0)
 
 
 def test_only_rank_zero_writes(tmp_path):
-    result = run_cli("train", "--nproc_per_node=2", "--master_port=29632", "-m", "nmt.train", *OVERRIDES,
+    result = run_cli("train", "--standalone", "--nproc_per_node=2", "-m", "nmt.train", *OVERRIDES,
                      "trainer.max_steps=2", "run_dir=run", cwd=tmp_path, module="torch.distributed.run")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     run = tmp_path / "run"
