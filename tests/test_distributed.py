@@ -1,6 +1,5 @@
 """torchrun with two gloo processes: one step equals a single-process step on both ranks' batches."""
 
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
