@@ -24,6 +24,11 @@ def vocab_tensor(proto: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(proto), dtype=torch.uint8)
 
 
+def vocab_bytes(payload: dict) -> bytes:
+    """The sentencepiece model stored in a checkpoint."""
+    return payload["vocab"].numpy().tobytes()
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write to a temporary file and rename: a reader never sees half a checkpoint."""
     with atomic_open(path, "wb") as f:
@@ -70,7 +75,7 @@ def describe_mismatch(payload: dict, model_kind: str, model_config: ModelConfig,
     diffs = [f"{k}: {stored.get(k)} vs {v}" for k, v in current.items() if stored.get(k) != v]
     if diffs:
         return "model settings differ (checkpoint vs config): " + ", ".join(diffs)
-    if bytes(payload["vocab"].numpy().tobytes()) != vocab_proto:
+    if vocab_bytes(payload) != vocab_proto:
         return "the sentencepiece vocabulary differs from the prepared data's"
     return None
 

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""File helpers: atomic writes (a reader sees the old file or the new one, never half of either)
+and reading text line by line exactly as the input has it."""
 
 import os
 import tempfile
@@ -30,3 +31,19 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
+    """UTF-8 lines split on \\n only (so the count matches `wc -l` plus an unterminated last line),
+    a trailing \\r dropped; lines that are not UTF-8 come back empty, their 1-based numbers listed."""
+    raw = data.split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    lines, bad = [], []
+    for number, line in enumerate(raw, start=1):
+        try:
+            lines.append(line.rstrip(b"\r").decode("utf-8"))
+        except UnicodeDecodeError:
+            bad.append(number)
+            lines.append("")
+    return lines, bad

@@ -7,6 +7,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.significance import PairedTest
 
 from nmt.errors import NmtError
+from nmt.io import decode_lines
 
 METRICS = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
 LENGTH_BUCKETS = [(1, 10), (11, 20), (21, 30), (31, 40), (41, None)]
@@ -20,22 +21,10 @@ def read_segments(path: str | Path) -> list[str]:
     data = path.read_bytes()
     if not data:
         raise NmtError(f"{path}: the file is empty")
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    try:
-        return [line.rstrip(b"\r").decode("utf-8") for line in lines]
-    except UnicodeDecodeError:
-        bad = next(n for n, line in enumerate(lines, 1) if not _is_utf8(line))
-        raise NmtError(f"{path}:{bad}: not valid UTF-8; convert the file to UTF-8") from None
-
-
-def _is_utf8(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
+    lines, bad = decode_lines(data)
+    if bad:
+        raise NmtError(f"{path}:{bad[0]}: not valid UTF-8; convert the file to UTF-8")
+    return lines
 
 
 def check_aligned(named: dict[str, list[str]]) -> None:

@@ -154,14 +154,14 @@ class Trainer:
                    for indices in micro_batches]
         tokens = torch.tensor([float(sum(b.target_tokens for b in batches))], device=self.device)
         global_tokens = all_reduce_sum(tokens.clone(), self.dist).item()
-        total_loss = 0.0
+        total_loss = torch.zeros((), device=self.device)
         for i, batch in enumerate(batches):
             sync = i + 1 == len(batches) or not self.dist.enabled
             context = contextlib.nullcontext() if sync else self.net.no_sync()
             with context:
                 loss = self._loss(batch, self.settings.label_smoothing)
                 self.scaler.scale(loss * self.dist.world_size / global_tokens).backward()
-            total_loss += loss.item()
+            total_loss += loss.detach()
         self.scaler.unscale_(self.optimizer)
         clip = self.settings.clip_norm if self.settings.clip_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
@@ -181,7 +181,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
-        return {"loss": total_loss / tokens.item(), "tokens": tokens.item(), "grad_norm": grad_norm,
+        return {"loss": total_loss.item() / tokens.item(), "tokens": tokens.item(), "grad_norm": grad_norm,
                 "lr": self.scheduler.get_last_lr()[0], "finite": math.isfinite(grad_norm)}
 
     # ---- validation ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.cli import run_stage, setup_logging
 from nmt.config import TranslateConfig, check_decode
 from nmt.errors import NmtError
-from nmt.io import atomic_open
+from nmt.io import atomic_open, decode_lines
 from nmt.progress import progress
 from nmt.search import SearchSettings
 from nmt.translator import Translator
@@ -23,16 +23,7 @@ def read_lines(data: bytes, name: str, invalid_lines: str = "error") -> list[str
     A line that is not UTF-8 is an error naming it, or (invalid_lines="empty") an empty line
     whose number is logged, so the output still has one line per input line.
     """
-    raw = data.split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    lines, bad = [], []
-    for number, line in enumerate(raw, start=1):
-        try:
-            lines.append(line.rstrip(b"\r").decode("utf-8"))
-        except UnicodeDecodeError:
-            bad.append(number)
-            lines.append("")
+    lines, bad = decode_lines(data)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
         if invalid_lines == "error":

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from nmt.checkpoint import load_checkpoint, model_config_from
+from nmt.checkpoint import load_checkpoint, model_config_from, vocab_bytes
 from nmt.data.vocab import Vocab
 from nmt.models import build_model
 from nmt.precision import autocast, resolve_device
@@ -22,7 +22,7 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Translator":
         payload = load_checkpoint(path)
-        vocab = Vocab(payload["vocab"].numpy().tobytes())
+        vocab = Vocab(vocab_bytes(payload))
         resolved = resolve_device(device)
         model = build_model(model_config_from(payload), len(vocab))
         model.load_state_dict(payload["model"])
