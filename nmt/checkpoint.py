@@ -1,23 +1,91 @@
 """Checkpoints: written atomically, loaded with weights_only=True, averaged for the final model.
 
 A checkpoint is self-contained: weights, the model's config and the sentencepiece model,
-so translation needs nothing else. Training state (optimizer, schedule, RNG, sampler
-position) rides along so a killed run resumes exactly.
+so translation needs nothing else. Training state (optimizer, schedule, scaler, sampler
+position, every rank's RNG and the progress record) rides along so a killed run resumes exactly.
 """
 
-import dataclasses
+import math
 import os
 import pickle
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from nmt.config import GRUConfig, ModelConfig, TransformerConfig
+from nmt.config import ModelConfig, plain_fields
 from nmt.errors import NmtError
 from nmt.io import atomic_open
 
-FORMAT = 1
-_CONFIG_TYPES = {"gru_attention": GRUConfig, "transformer": TransformerConfig}
+# 2 keeps the training counters as one `progress` record; 1 (before it) still loads.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+
+
+@dataclass
+class TrainingProgress:
+    """The counters of a run, saved and restored as one object."""
+
+    step: int = 0  # optimizer updates made; skipped (non-finite) ones do not count
+    best_score: float = -math.inf  # best validation BLEU (or -loss without BLEU)
+    bad_validations: int = 0  # validations in a row without a new best
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient, over the whole run
+    skipped_in_a_row: int = 0
+    trained_seconds: float = 0.0
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "TrainingProgress":
+        if "progress" in payload:
+            return cls(**payload["progress"])
+        # Format 1 kept the counters at the top level and did not keep skipped_steps.
+        return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})
+
+
+@dataclass
+class TrainingParts:
+    """The objects whose state a checkpoint carries besides the weights."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a torch LR scheduler
+    scaler: torch.amp.GradScaler
+    sampler: Any  # nmt.data.batching.TokenBatchSampler
+
+
+def model_payload(model: torch.nn.Module, kind: str, config: ModelConfig, vocab_proto: bytes) -> dict:
+    """What translation needs: the weights, the model's kind and sizes, the vocabulary."""
+    return {"format": FORMAT, "model_kind": kind, "model_config": plain_fields(config),
+            "vocab": vocab_tensor(vocab_proto), "model": model.state_dict()}
+
+
+def training_payload(parts: TrainingParts, progress: TrainingProgress, batching: dict, rng: list[dict]) -> dict:
+    """Everything a resumed run needs beyond model_payload; `rng` holds every rank's generators."""
+    return {"optimizer": parts.optimizer.state_dict(), "scheduler": parts.scheduler.state_dict(),
+            "scaler": parts.scaler.state_dict(), "sampler": parts.sampler.state_dict(), "batching": batching,
+            "rng": rng, "progress": asdict(progress)}
+
+
+def restore_training(payload: dict, parts: TrainingParts, rank: int, device: torch.device) -> TrainingProgress:
+    """Load the states of `parts` and this rank's RNG; the sampler's position only where
+    `payload["batching"]` still describes it (the caller compares and resets otherwise)."""
+    parts.model.load_state_dict(payload["model"])
+    parts.optimizer.load_state_dict(payload["optimizer"])
+    parts.scheduler.load_state_dict(payload["scheduler"])
+    if parts.scaler.is_enabled() and payload["scaler"]:
+        parts.scaler.load_state_dict(payload["scaler"])
+    parts.sampler.load_state_dict(payload["sampler"])
+    rng = payload["rng"]
+    own = rng[rank] if rank < len(rng) else rng[0]
+    torch.set_rng_state(own["cpu"])
+    if device.type == "cuda" and own["cuda"].numel():
+        torch.cuda.set_rng_state(own["cuda"])
+    return TrainingProgress.from_payload(payload)
+
+
+def rng_state(device: torch.device) -> dict:
+    cuda = torch.cuda.get_rng_state() if device.type == "cuda" else torch.zeros(0, dtype=torch.uint8)
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
 
 def vocab_tensor(proto: bytes) -> torch.Tensor:
@@ -57,13 +125,12 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as error:  # noqa: BLE001 - any failure to parse means a damaged file
         raise NmtError(f"checkpoint {path}: not a readable checkpoint ({type(error).__name__}); "
                        "it may be truncated or corrupt, use another one (e.g. last.pt or a step_N.pt)") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "model" not in payload:
-        raise NmtError(f"checkpoint {path}: not an nmt checkpoint (format {FORMAT} expected)")
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise NmtError(f"checkpoint {path}: not an nmt checkpoint")
+    if payload.get("format") not in READABLE_FORMATS:
+        raise NmtError(f"checkpoint {path}: format {payload.get('format')} is not one this version reads "
+                       f"({', '.join(map(str, READABLE_FORMATS))}); translate it with the nmt version that wrote it")
     return payload
-
-
-def model_config_from(payload: dict) -> ModelConfig:
-    return _CONFIG_TYPES[payload["model_kind"]](**payload["model_config"])
 
 
 def describe_mismatch(payload: dict, model_kind: str, model_config: ModelConfig, vocab_proto: bytes) -> str | None:
@@ -71,7 +138,7 @@ def describe_mismatch(payload: dict, model_kind: str, model_config: ModelConfig,
     if payload["model_kind"] != model_kind:
         return f"model type {payload['model_kind']} in the checkpoint, {model_kind} configured"
     stored = payload["model_config"]
-    current = {k: v for k, v in dataclasses.asdict(model_config).items() if k != "name"}
+    current = plain_fields(model_config)
     diffs = [f"{k}: {stored.get(k)} vs {v}" for k, v in current.items() if stored.get(k) != v]
     if diffs:
         return "model settings differ (checkpoint vs config): " + ", ".join(diffs)
@@ -100,5 +167,5 @@ def average_checkpoints(paths: list[Path]) -> dict:
             averaged[key] = sum(p["model"][key].double() for p in payloads).div(len(payloads)).to(value.dtype)
         else:
             averaged[key] = value
-    return {key: first[key] for key in ("format", "model_kind", "model_config", "vocab")} | {
-        "model": averaged, "averaged_from": [str(p) for p in paths]}
+    return {key: first[key] for key in ("model_kind", "model_config", "vocab")} | {
+        "format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths]}

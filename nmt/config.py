@@ -4,13 +4,42 @@ The YAML files under `configs/` fill these dataclasses; a key that is not a fiel
 here, or a value of the wrong type, fails when the config is composed.
 """
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any, Optional, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from nmt.errors import NmtError
+
+
+class OutputLayer(Enum):
+    linear = "linear"
+    deep = "deep"
+
+
+class Schedule(Enum):
+    inverse_sqrt = "inverse_sqrt"
+    constant = "constant"
+
+
+class Precision(Enum):
+    auto = "auto"  # bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class LengthNorm(Enum):
+    gnmt = "gnmt"  # log P / ((5 + |Y|) / 6) ** alpha (Wu et al. 2016)
+    average = "average"  # log P / |Y|
+    none = "none"  # log P
+
+
+class InvalidLines(Enum):
+    error = "error"  # stop, naming the lines
+    empty = "empty"  # translate them as empty lines, so the output keeps one line per input line
 
 
 @dataclass
@@ -72,7 +101,7 @@ class GRUConfig(ModelConfig):
     # linear: y_t = softmax(W_o [c_t; s_t] + b_o), as Bahdanau et al.;
     # deep: a tanh layer over [c_t; s_t; E y_{t-1}] down to embed_dim first, which also
     # makes tying the output to the target embeddings possible.
-    output_layer: str = "linear"
+    output_layer: OutputLayer = OutputLayer.linear
     tie_embeddings: bool = False
 
 
@@ -100,12 +129,11 @@ class TrainerConfig:
     accumulate: int = 1  # micro-batches per optimizer step
     clip_norm: float = 1.0  # 0 disables clipping
     label_smoothing: float = 0.1
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    precision: Precision = Precision.auto
     compile: bool = False
     log_every: int = 50
     valid_every: int = 500  # steps between validations; also saves checkpoints
-    valid_bleu: bool = True
-    valid_beam_size: int = 1  # greedy is enough to rank checkpoints and is fast
+    valid_bleu: bool = True  # decoded with the run's `decode` settings (greedy by default: fast, ranks well)
     keep_last: int = 5  # periodic checkpoints kept
     patience: int = 0  # validations without BLEU improvement before stopping; 0: never
     threads: int = 0  # CPU threads for torch; 0: torch's default
@@ -120,7 +148,7 @@ class OptimConfig:
     eps: float = 1e-9
     weight_decay: float = 0.0
     # inverse_sqrt: linear warmup then lr * sqrt(warmup / step); constant: warmup then flat.
-    schedule: str = "inverse_sqrt"
+    schedule: Schedule = Schedule.inverse_sqrt
     warmup_steps: int = 4000
 
 
@@ -129,14 +157,13 @@ class DecodeConfig:
     beam_size: int = 5
     # GNMT length penalty alpha: score / ((5 + len) / 6) ** alpha; 0 disables it.
     length_penalty: float = 0.6
-    # gnmt: the penalty above; average: score / len; none: raw log-probability.
-    length_norm: str = "gnmt"
+    length_norm: LengthNorm = LengthNorm.gnmt
     # Output length is capped at max_len_a * source_length + max_len_b tokens.
     max_len_a: float = 1.5
     max_len_b: int = 10
     nbest: int = 1
     max_tokens: int = 8000  # source tokens per translation batch
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (GPU only)
+    precision: Precision = Precision.fp32  # bf16 / fp16 on GPU only; CPU decodes in fp32
 
 
 @dataclass
@@ -163,7 +190,7 @@ class TranslateConfig:
     device: str = "auto"
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     # A line that is not UTF-8: error (stop, naming it) or empty (translate it as an empty line).
-    invalid_lines: str = "error"
+    invalid_lines: InvalidLines = InvalidLines.error
     # Attention heatmaps for the first attention_count sentences go here when set.
     attention_dir: Optional[str] = None
     attention_count: int = 5
@@ -190,25 +217,41 @@ def _require(condition: bool, key: str, what: str) -> None:
         raise NmtError(f"{key}: {what}")
 
 
-def check_decode(d: DecodeConfig) -> None:
-    """Values the types allow but search cannot use; checked before any work starts."""
-    _require(d.beam_size >= 1, "decode.beam_size", "must be at least 1")
-    _require(1 <= d.nbest <= d.beam_size, "decode.nbest", f"must be between 1 and decode.beam_size={d.beam_size}")
-    _require(d.length_penalty >= 0, "decode.length_penalty", "must be >= 0")
-    _require(d.length_norm in ("gnmt", "average", "none"), "decode.length_norm", "use gnmt, average or none")
-    _require(d.max_len_a >= 0 and d.max_len_b >= 1, "decode.max_len_a/max_len_b", "need a >= 0 and b >= 1")
-    _require(d.precision in ("fp32", "bf16", "fp16"), "decode.precision", "use fp32, bf16 or fp16")
+def check_model(m: ModelConfig) -> None:
+    """Combinations the types allow but a model cannot be built with."""
+    if isinstance(m, GRUConfig):
+        _require(not m.tie_embeddings or m.output_layer is OutputLayer.deep, "model.tie_embeddings",
+                 "needs model.output_layer=deep (the linear output layer's input is not embed_dim wide)")
+    if isinstance(m, TransformerConfig):
+        _require(m.d_model % m.heads == 0, "model.heads", f"must divide model.d_model={m.d_model}")
 
 
 def check_train(c: "TrainConfig") -> None:
+    check_model(c.model)
     t, o = c.trainer, c.optim
-    _require(o.schedule in ("inverse_sqrt", "constant"), "optim.schedule", "use inverse_sqrt or constant")
     _require(o.lr > 0, "optim.lr", "must be > 0")
     _require(t.log_every >= 1 and t.valid_every >= 1, "trainer.log_every/valid_every", "must be at least 1")
     _require(t.accumulate >= 1, "trainer.accumulate", "must be at least 1")
     _require(c.data.max_tokens > c.data.max_len, "data.max_tokens",
              f"must exceed data.max_len={c.data.max_len} so the longest kept pair fits in a batch")
-    _require(t.valid_beam_size >= 1, "trainer.valid_beam_size", "must be at least 1")
+
+
+C = TypeVar("C")
+
+
+def plain_fields(config: Any) -> dict:
+    """A model config as the plain values a constructor and a checkpoint take: no name, enums as strings."""
+    return {f.name: _plain(getattr(config, f.name)) for f in fields(config) if f.name != "name"}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def from_plain_fields(config_type: type[C], values: dict) -> C:
+    """The inverse of plain_fields: strings become the enum members the fields declare."""
+    enums = {f.name: f.type for f in fields(config_type) if isinstance(f.type, type) and issubclass(f.type, Enum)}
+    return config_type(**{k: enums[k](v) if k in enums else v for k, v in values.items()})
 
 
 def register_configs() -> None:

@@ -4,20 +4,20 @@ import math
 
 import torch
 
+from nmt.config import Schedule
 
-def lr_factor(step: int, schedule: str, warmup_steps: int) -> float:
+
+def lr_factor(step: int, schedule: Schedule, warmup_steps: int) -> float:
     """Multiplier of the peak learning rate at optimizer step `step` (1-based)."""
     step = max(step, 1)
     warmup = max(warmup_steps, 1)
-    if schedule == "inverse_sqrt":
+    if Schedule(schedule) is Schedule.inverse_sqrt:
         return min(step / warmup, math.sqrt(warmup / step))
-    if schedule == "constant":
-        return min(1.0, step / warmup)
-    raise ValueError(f"optim.schedule must be inverse_sqrt or constant, not {schedule!r}")
+    return min(1.0, step / warmup)
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, betas: tuple[float, float], eps: float,
-                    weight_decay: float, schedule: str, warmup_steps: int):
+                    weight_decay: float, schedule: Schedule, warmup_steps: int):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
     # LambdaLR counts from 0 for the first step; our schedule is 1-based.

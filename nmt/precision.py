@@ -4,6 +4,7 @@ import contextlib
 
 import torch
 
+from nmt.config import Precision
 from nmt.errors import NmtError
 
 
@@ -17,19 +18,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto picks bf16 on GPUs that support it, fp16 on older GPUs and fp32 on CPU."""
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise NmtError(f"precision={precision!r} is unknown: use auto, fp32, bf16 or fp16")
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
+    """auto picks bf16 on GPUs that support it, fp16 on older GPUs; a CPU always computes in fp32."""
     if device.type != "cuda":
-        return "fp32"
-    if precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return Precision.fp32
+    if precision is Precision.auto:
+        return Precision.bf16 if torch.cuda.is_bf16_supported() else Precision.fp16
     return precision
 
 
-def autocast(precision: str, device: torch.device):
-    if precision == "fp32":
+def autocast(precision: Precision, device: torch.device):
+    if precision in (Precision.fp32, Precision.auto):
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if precision is Precision.bf16 else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -7,21 +7,44 @@ its cached state follows the survivors through one index_select per tensor.
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from nmt.config import DecodeConfig, LengthNorm
 from nmt.data.batching import pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.errors import NmtError
+from nmt.models.interface import DecoderState, EncoderDecoder
 
 
 @dataclass(frozen=True)
 class SearchSettings:
     beam_size: int = 5
     length_penalty: float = 0.6  # GNMT alpha
-    length_norm: str = "gnmt"  # gnmt | average | none
+    length_norm: LengthNorm = LengthNorm.gnmt
     max_len_a: float = 1.5
     max_len_b: int = 10
     nbest: int = 1
+
+    def __post_init__(self) -> None:
+        """Values the types allow but search cannot use; named by their decode.* config keys."""
+        checks = ((self.beam_size >= 1, "decode.beam_size", "must be at least 1"),
+                  (1 <= self.nbest <= self.beam_size, "decode.nbest",
+                   f"must be between 1 and decode.beam_size={self.beam_size}"),
+                  (self.length_penalty >= 0, "decode.length_penalty", "must be >= 0: a negative one rewards "
+                   "short outputs without bound"),
+                  (self.max_len_a >= 0 and self.max_len_b >= 1, "decode.max_len_a/max_len_b",
+                   "need a >= 0 and b >= 1"))
+        for ok, key, what in checks:
+            if not ok:
+                raise NmtError(f"{key}: {what}")
+        object.__setattr__(self, "length_norm", LengthNorm(self.length_norm))
+
+    @classmethod
+    def from_decode(cls, decode: DecodeConfig) -> "SearchSettings":
+        return cls(beam_size=decode.beam_size, length_penalty=decode.length_penalty, length_norm=decode.length_norm,
+                   max_len_a=decode.max_len_a, max_len_b=decode.max_len_b, nbest=decode.nbest)
 
 
 @dataclass
@@ -34,29 +57,11 @@ class Hypothesis:
 
 def length_normalizer(length: int | torch.Tensor, settings: SearchSettings):
     """Divides a hypothesis' log-probability: GNMT ((5 + |Y|) / 6)^alpha, |Y|, or 1."""
-    if settings.length_penalty < 0:
-        raise ValueError("a negative length penalty would reward short outputs without bound")
-    if settings.length_norm == "gnmt":
+    if settings.length_norm is LengthNorm.gnmt:
         return ((5.0 + length) / 6.0) ** settings.length_penalty
-    if settings.length_norm == "average":
+    if settings.length_norm is LengthNorm.average:
         return length
-    if settings.length_norm == "none":
-        return 1.0
-    raise ValueError(f"length_norm must be gnmt, average or none, not {settings.length_norm!r}")
-
-
-def reorder_state(state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Keep and reorder batch rows of every cached tensor; nothing is recomputed."""
-    return {key: value.index_select(0, index) for key, value in state.items()}
-
-
-def reorder_beams(state: dict[str, torch.Tensor], index: torch.Tensor,
-                  encoder_index: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Decoder entries (one row per beam) follow `index`. Encoder entries ("enc_" keys) are one
-    row per sentence, shared by its beams: they follow `encoder_index` (the surviving sentences)
-    or, when None, stay as they are."""
-    return {key: (value if encoder_index is None else value.index_select(0, encoder_index))
-            if key.startswith("enc_") else value.index_select(0, index) for key, value in state.items()}
+    return 1.0
 
 
 def max_output_lengths(src: torch.Tensor, settings: SearchSettings, max_positions: int) -> torch.Tensor:
@@ -84,8 +89,8 @@ def _force_eos(log_probs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def greedy_search(model, src: torch.Tensor, settings: SearchSettings,
-                  need_attention: bool = False) -> list[list[Hypothesis]]:
+def greedy_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings,
+                  attention_layer: int | None = None) -> list[list[Hypothesis]]:
     """The most likely next token at each step, all sentences at once; finished rows drop out."""
     batch = src.size(0)
     state = model.encode(src)
@@ -97,29 +102,38 @@ def greedy_search(model, src: torch.Tensor, settings: SearchSettings,
     attention: list[list[torch.Tensor]] = [[] for _ in range(batch)]
     step = 0
     while active.numel() > 0:
-        log_probs, state, alpha = model.decode_step(prev, state, need_attention=need_attention)
-        log_probs = _forbid_specials(log_probs)
-        log_probs = _force_eos(log_probs, limits[active] <= step)
+        log_probs, state, alpha = model.decode_step(prev, state, attention_layer)
+        log_probs = _force_eos(_forbid_specials(log_probs), limits[active] <= step)
         best_lp, best = log_probs.max(dim=1)
-        finished = best == EOS_ID
         for row, (sentence, token, lp) in enumerate(zip(active.tolist(), best.tolist(), best_lp.tolist())):
             log_prob[sentence] += lp
             if token != EOS_ID:
                 tokens[sentence].append(token)
-            if need_attention:
+            if alpha is not None:
                 attention[sentence].append(alpha[row].cpu())
-        keep = (~finished).nonzero().squeeze(1)
+        keep = (best != EOS_ID).nonzero().squeeze(1)
         if keep.numel() < active.numel():
-            state = reorder_state(state, keep)
+            state = state.reorder(keep, keep)  # one hypothesis per sentence: both parts follow
         active, prev = active[keep], best[keep]
         step += 1
     return [[Hypothesis(tokens[i], log_prob[i] / length_normalizer(len(tokens[i]) + 1, settings), log_prob[i],
-                        torch.stack(attention[i]) if need_attention else None)] for i in range(batch)]
+                        torch.stack(attention[i]) if attention_layer is not None else None)] for i in range(batch)]
+
+
+@dataclass
+class _Beams:
+    """The search's own state for the sentences still active: (n, k) scores, (n * k, step) tokens."""
+
+    sentences: torch.Tensor  # (n,) their indices in the batch
+    scores: torch.Tensor  # (n, k) log-probabilities of the beams
+    history: torch.Tensor  # (n * k, step + 1) tokens so far, BOS first
+    attention: torch.Tensor | None  # (n * k, step, src_len) when asked for
+    decoder: DecoderState
 
 
 @torch.no_grad()
-def beam_search(model, src: torch.Tensor, settings: SearchSettings,
-                need_attention: bool = False) -> list[list[Hypothesis]]:
+def beam_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings,
+                attention_layer: int | None = None) -> list[list[Hypothesis]]:
     """The `nbest` best-scoring hypotheses per sentence, best first.
 
     Each step keeps the beam_size best unfinished extensions of every sentence out of
@@ -128,65 +142,68 @@ def beam_search(model, src: torch.Tensor, settings: SearchSettings,
     beat its nbest-th finished one: log-probabilities only fall, so an active beam's best
     possible score is its current log-probability over the largest normalizer it can reach.
     """
-    k = settings.beam_size
-    batch, device = src.size(0), src.device
-    # Decoder entries get a row per beam; encoder entries stay one per sentence.
-    state = reorder_beams(model.encode(src), torch.arange(batch, device=device).repeat_interleave(k), None)
-    limits = max_output_lengths(src, settings, model.max_positions)
-    # Per active sentence: its index, beam scores (n, k), token history (n * k, step).
-    sentences = torch.arange(batch, device=device)
+    k, batch, device = settings.beam_size, src.size(0), src.device
     scores = torch.full((batch, k), -math.inf, device=device)
     scores[:, 0] = 0.0  # all beams start identical; only the first may expand
-    history = torch.full((batch * k, 1), BOS_ID, dtype=torch.long, device=device)
-    attn_history: torch.Tensor | None = None  # (n * k, step, src_len)
+    # Decoder rows are one per beam; encoder rows stay one per sentence.
+    decoder = model.encode(src).reorder(torch.arange(batch, device=device).repeat_interleave(k))
+    beams = _Beams(torch.arange(batch, device=device), scores,
+                   torch.full((batch * k, 1), BOS_ID, dtype=torch.long, device=device), None, decoder)
+    limits = max_output_lengths(src, settings, model.max_positions)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     step = 0
-    while sentences.numel() > 0:
-        n = sentences.numel()
-        log_probs, state, alpha = model.decode_step(history[:, -1], state, need_attention=need_attention)
-        log_probs = _forbid_specials(log_probs)
-        vocab = log_probs.size(1)
-        log_probs = _force_eos(log_probs, (limits[sentences] <= step).repeat_interleave(k))
-        if need_attention:
-            attn_history = alpha.unsqueeze(1) if attn_history is None else torch.cat([attn_history, alpha.unsqueeze(1)], 1)
-        candidates = (scores.unsqueeze(2) + log_probs.view(n, k, vocab)).view(n, k * vocab)
-        cand_scores, cand_ids = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
-        cand_beams, cand_tokens = cand_ids // vocab, cand_ids % vocab
-        is_eos = (cand_tokens == EOS_ID) & (cand_scores > -math.inf)
-
-        # Only EOS among a sentence's k best candidates finishes a hypothesis (as in fairseq);
-        # the bookkeeping is Python over a few rows, so fetch the small tensors once.
-        eos_positions = is_eos[:, :k].nonzero().tolist()
-        if eos_positions:
-            norm = length_normalizer(step + 1, settings)
-            score_rows, beam_rows, active = cand_scores.tolist(), cand_beams.tolist(), sentences.tolist()
-            for row, col in eos_positions:
-                beam_row = row * k + beam_rows[row][col]
-                lp = score_rows[row][col]
-                finished[active[row]].append(Hypothesis(
-                    history[beam_row, 1:].tolist(), lp / norm, lp,
-                    attn_history[beam_row].cpu() if need_attention else None))
-
-        # The k best candidates that did not end, per sentence, become the new beams.
-        alive_scores = cand_scores.masked_fill(is_eos, -math.inf)
-        alive_scores, order = alive_scores.topk(k, dim=1)  # (n, k)
-        beams = cand_beams.gather(1, order)
-        tokens = cand_tokens.gather(1, order)
-        rows = (torch.arange(n, device=device).unsqueeze(1) * k + beams).view(-1)  # (n * k,)
-
-        done = [_is_done(finished[s], best, limit, step, settings) for s, best, limit in
-                zip(sentences.tolist(), alive_scores[:, 0].tolist(), limits[sentences].tolist())]
-        keep = torch.tensor([not d for d in done], device=device)
-        keep_rows = rows.view(n, k)[keep].view(-1)
-        # Encoder entries are one per sentence: they move only when sentences leave.
-        state = reorder_beams(state, keep_rows, keep.nonzero().squeeze(1) if any(done) else None)
-        history = torch.cat([history[keep_rows], tokens[keep].view(-1, 1)], dim=1)
-        if attn_history is not None:
-            attn_history = attn_history[keep_rows]
-        scores = alive_scores[keep]
-        sentences = sentences[keep]
+    while beams.sentences.numel() > 0:
+        log_probs, beams.decoder, alpha = model.decode_step(beams.history[:, -1], beams.decoder, attention_layer)
+        log_probs = _force_eos(_forbid_specials(log_probs), (limits[beams.sentences] <= step).repeat_interleave(k))
+        if alpha is not None:
+            alpha = alpha.unsqueeze(1)
+            beams.attention = alpha if beams.attention is None else torch.cat([beams.attention, alpha], 1)
+        beams = _advance(beams, log_probs, finished, limits, step, settings)
         step += 1
     return [sorted(hyps, key=lambda h: -h.score)[:settings.nbest] for hyps in finished]
+
+
+def _advance(beams: _Beams, log_probs: torch.Tensor, finished: list[list[Hypothesis]], limits: torch.Tensor,
+             step: int, settings: SearchSettings) -> _Beams:
+    """One step of beam search: finish the candidates that end, keep the best k that go on, and
+    drop the sentences that are done."""
+    k, n, vocab = settings.beam_size, beams.sentences.numel(), log_probs.size(1)
+    candidates = (beams.scores.unsqueeze(2) + log_probs.view(n, k, vocab)).view(n, k * vocab)
+    cand_scores, cand_ids = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
+    cand_beams, cand_tokens = cand_ids // vocab, cand_ids % vocab
+    is_eos = (cand_tokens == EOS_ID) & (cand_scores > -math.inf)
+    _finish(beams, cand_scores, cand_beams, is_eos[:, :k], finished, step, settings)
+
+    # The k best candidates that did not end, per sentence, become the new beams.
+    alive_scores, order = cand_scores.masked_fill(is_eos, -math.inf).topk(k, dim=1)  # (n, k)
+    rows = (torch.arange(n, device=log_probs.device).unsqueeze(1) * k + cand_beams.gather(1, order)).view(-1)
+    tokens = cand_tokens.gather(1, order)
+    done = [_is_done(finished[s], best, limit, step, settings) for s, best, limit in
+            zip(beams.sentences.tolist(), alive_scores[:, 0].tolist(), limits[beams.sentences].tolist())]
+    keep = torch.tensor([not d for d in done], device=log_probs.device)
+    keep_rows = rows.view(n, k)[keep].view(-1)
+    return _Beams(
+        beams.sentences[keep], alive_scores[keep],
+        torch.cat([beams.history[keep_rows], tokens[keep].view(-1, 1)], dim=1),
+        beams.attention[keep_rows] if beams.attention is not None else None,
+        # Encoder rows are one per sentence: they move only when sentences leave.
+        beams.decoder.reorder(keep_rows, keep.nonzero().squeeze(1) if any(done) else None))
+
+
+def _finish(beams: _Beams, cand_scores: torch.Tensor, cand_beams: torch.Tensor, ends: torch.Tensor,
+            finished: list[list[Hypothesis]], step: int, settings: SearchSettings) -> None:
+    """Only EOS among a sentence's k best candidates finishes a hypothesis (as in fairseq). The
+    bookkeeping is Python over a few rows, so the small tensors are fetched once."""
+    positions = ends.nonzero().tolist()
+    if not positions:
+        return
+    k, norm = settings.beam_size, length_normalizer(step + 1, settings)
+    score_rows, beam_rows, active = cand_scores.tolist(), cand_beams.tolist(), beams.sentences.tolist()
+    for row, col in positions:
+        beam_row = row * k + beam_rows[row][col]
+        lp = score_rows[row][col]
+        attention = beams.attention[beam_row].cpu() if beams.attention is not None else None
+        finished[active[row]].append(Hypothesis(beams.history[beam_row, 1:].tolist(), lp / norm, lp, attention))
 
 
 def _is_done(finished: list[Hypothesis], best_alive: float, limit: int, step: int,
@@ -202,15 +219,18 @@ def _is_done(finished: list[Hypothesis], best_alive: float, limit: int, step: in
     return best_alive / length_normalizer(limit + 1, settings) <= nth_best
 
 
-def search(model, src: torch.Tensor, settings: SearchSettings, need_attention: bool = False) -> list[list[Hypothesis]]:
-    """Beam search, or the faster greedy path when the beam is one and one best is asked."""
+def search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings,
+           attention_layer: int | None = None) -> list[list[Hypothesis]]:
+    """Beam search, or the faster greedy path when the beam is one and one best is asked.
+    `attention_layer` (None: no attention) is passed to the model's decode_step."""
     if settings.beam_size == 1 and settings.nbest == 1:
-        return greedy_search(model, src, settings, need_attention)
-    return beam_search(model, src, settings, need_attention)
+        return greedy_search(model, src, settings, attention_layer)
+    return beam_search(model, src, settings, attention_layer)
 
 
-def search_corpus(model, sources: list, settings: SearchSettings, max_tokens: int, device: torch.device,
-                  need_attention: bool = False, on_batch=None) -> list[list[Hypothesis]]:
+def search_corpus(model: EncoderDecoder, sources: list, settings: SearchSettings, max_tokens: int,
+                  device: torch.device, attention_layer: int | None = None,
+                  on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """Search every source (a sequence of ids, without EOS) in batches of at most `max_tokens`
     source tokens, shortest first to keep padding small; results come back in input order."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
@@ -223,7 +243,7 @@ def search_corpus(model, sources: list, settings: SearchSettings, max_tokens: in
             end += 1
         chunk = order[start:end]
         src = pad_sources([sources[i] for i in chunk]).to(device)
-        for i, hyps in zip(chunk, search(model, src, settings, need_attention)):
+        for i, hyps in zip(chunk, search(model, src, settings, attention_layer)):
             results[i] = hyps
         if on_batch is not None:
             on_batch(len(chunk))

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli import run_stage, setup_logging
-from nmt.config import TranslateConfig, check_decode
+from nmt.config import InvalidLines, TranslateConfig
 from nmt.errors import NmtError
 from nmt.io import atomic_open, decode_lines
 from nmt.progress import progress
@@ -17,7 +17,7 @@ from nmt.translator import Translator
 log = logging.getLogger("nmt.translate")
 
 
-def read_lines(data: bytes, name: str, invalid_lines: str = "error") -> list[str]:
+def read_lines(data: bytes, name: str, invalid_lines: InvalidLines = InvalidLines.error) -> list[str]:
     """Lines of UTF-8 text, split on \\n only so the count matches the input's.
 
     A line that is not UTF-8 is an error naming it, or (invalid_lines="empty") an empty line
@@ -26,7 +26,7 @@ def read_lines(data: bytes, name: str, invalid_lines: str = "error") -> list[str
     lines, bad = decode_lines(data)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        if invalid_lines == "error":
+        if invalid_lines is InvalidLines.error:
             raise NmtError(f"{name}: not valid UTF-8 on line(s) {shown}; convert the file to UTF-8 "
                            "or pass invalid_lines=empty")
         log.warning("%s: line(s) %s are not valid UTF-8 and are translated as empty lines", name, shown)
@@ -43,9 +43,7 @@ def format_hypotheses(hyps, vocab, nbest: int) -> str:
 def translate(cfg: DictConfig) -> None:
     setup_logging()
     config: TranslateConfig = OmegaConf.to_object(cfg)
-    check_decode(config.decode)
-    if config.invalid_lines not in ("error", "empty"):
-        raise NmtError(f"invalid_lines={config.invalid_lines!r}: use error or empty")
+    settings = SearchSettings.from_decode(config.decode)
     if config.input is not None:
         path = Path(config.input)
         if not path.is_file():
@@ -54,14 +52,11 @@ def translate(cfg: DictConfig) -> None:
     else:
         lines = read_lines(sys.stdin.buffer.read(), "stdin", config.invalid_lines)
     translator = Translator.from_checkpoint(config.checkpoint, config.device)
-    if hasattr(translator.model, "attention_layer"):
-        translator.model.attention_layer = config.attention_layer
     d = config.decode
-    settings = SearchSettings(d.beam_size, d.length_penalty, d.length_norm, d.max_len_a, d.max_len_b, d.nbest)
     with progress(total=len(lines), desc="translate", unit="sent", disable=config.input is None) as bar:
-        hyps = translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision,
-                                               need_attention=config.attention_dir is not None,
-                                               on_batch=bar.update)
+        hyps = translator.translate_hypotheses(
+            lines, settings, d.max_tokens, d.precision,
+            attention_layer=config.attention_layer if config.attention_dir is not None else None, on_batch=bar.update)
     outputs = [format_hypotheses(h, translator.vocab, d.nbest) for h in hyps]
     if config.attention_dir is not None:
         from nmt.plots import write_attention_maps

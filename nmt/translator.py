@@ -6,17 +6,19 @@ from typing import Callable
 
 import torch
 
-from nmt.checkpoint import load_checkpoint, model_config_from, vocab_bytes
+from nmt.checkpoint import load_checkpoint, vocab_bytes
+from nmt.config import Precision
 from nmt.data.vocab import Vocab
-from nmt.models import build_model
-from nmt.precision import autocast, resolve_device
+from nmt.models import build_model, config_from
+from nmt.models.interface import EncoderDecoder
+from nmt.precision import autocast, resolve_device, resolve_precision
 from nmt.search import Hypothesis, SearchSettings, search_corpus
 
 log = logging.getLogger(__name__)
 
 
 class Translator:
-    def __init__(self, model: torch.nn.Module, vocab: Vocab, device: torch.device):
+    def __init__(self, model: EncoderDecoder, vocab: Vocab, device: torch.device):
         self.model, self.vocab, self.device = model.eval(), vocab, device
 
     @classmethod
@@ -24,7 +26,7 @@ class Translator:
         payload = load_checkpoint(path)
         vocab = Vocab(vocab_bytes(payload))
         resolved = resolve_device(device)
-        model = build_model(model_config_from(payload), len(vocab))
+        model = build_model(config_from(payload["model_kind"], payload["model_config"]), len(vocab))
         model.load_state_dict(payload["model"])
         return cls(model.to(resolved), vocab, resolved)
 
@@ -36,9 +38,11 @@ class Translator:
         return [x[:limit] for x in ids], truncated
 
     def translate_hypotheses(self, lines: list[str], settings: SearchSettings, max_tokens: int = 8000,
-                             precision: str = "fp32", need_attention: bool = False,
+                             precision: Precision = Precision.fp32, attention_layer: int | None = None,
                              on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
-        """n-best hypotheses per line, in input order; a blank line gets an empty hypothesis."""
+        """n-best hypotheses per line, in input order; a blank line gets an empty hypothesis.
+        With `attention_layer` (a Transformer decoder layer; any number for the GRU) each
+        hypothesis carries its attention over the source."""
         ids, truncated = self.encode_lines(lines)
         if truncated:
             shown = ", ".join(map(str, truncated[:20])) + (" ..." if len(truncated) > 20 else "")
@@ -46,9 +50,9 @@ class Translator:
                         self.model.max_positions - 1, shown)
         todo = [i for i, line in enumerate(lines) if line.strip()]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, 0.0)] for _ in lines]
-        with autocast(precision, self.device):
+        with autocast(resolve_precision(precision, self.device), self.device):
             found = search_corpus(self.model, [ids[i] for i in todo], settings, max_tokens, self.device,
-                                  need_attention, on_batch)
+                                  attention_layer, on_batch)
         for i, hyps in zip(todo, found):
             results[i] = hyps
         return results

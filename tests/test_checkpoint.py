@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nmt.checkpoint import average_checkpoints, describe_mismatch, load_checkpoint, save_checkpoint
-from nmt.config import GRUConfig, TransformerConfig
+from nmt.config import GRUConfig, TransformerConfig, plain_fields
 from nmt.errors import NmtError
 from nmt.translator import Translator
 
@@ -54,7 +54,7 @@ def test_save_is_atomic_when_interrupted(tmp_path):
 
 
 def _payload(kind, config, vocab=b"v"):
-    return {"model_kind": kind, "model_config": {k: v for k, v in vars(config).items() if k != "name"},
+    return {"model_kind": kind, "model_config": plain_fields(config),
             "vocab": torch.frombuffer(bytearray(vocab), dtype=torch.uint8)}
 
 

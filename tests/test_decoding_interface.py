@@ -2,8 +2,6 @@
 
 import torch
 
-from nmt.search import reorder_state
-
 
 def test_incremental_decoding_equals_full_forward(any_model, padded_batch):
     src, tgt_in = padded_batch
@@ -20,7 +18,7 @@ def test_incremental_decoding_equals_full_forward(any_model, padded_batch):
 def test_reordering_the_state_equals_decoding_the_reordered_batch(any_model, padded_batch):
     src, tgt_in = padded_batch
     order = torch.tensor([2, 0, 0, 1])
-    state = reorder_state(any_model.encode(src), order)
+    state = any_model.encode(src).reorder(order, order)
     direct = any_model.encode(src[order])
     for t in range(2):
         a, state, _ = any_model.decode_step(tgt_in[order, t], state)

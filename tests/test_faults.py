@@ -64,13 +64,13 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(uninte
             kills += 1
         process.wait()
         _all_checkpoints_load(checkpoints)
-        if load_checkpoint(checkpoints / "last.pt")["step"] >= STEPS:
+        if load_checkpoint(checkpoints / "last.pt")["progress"]["step"] >= STEPS:
             break
     assert kills >= 2
     final = subprocess.run(_train_command("run", STEPS), cwd=tmp_path, env=_env(), capture_output=True)
     assert final.returncode == 0, final.stderr.decode()
     resumed = load_checkpoint(checkpoints / "last.pt")
-    assert resumed["step"] == reference["step"] == STEPS
+    assert resumed["progress"]["step"] == reference["progress"]["step"] == STEPS
     for name, value in reference["model"].items():
         assert torch.equal(resumed["model"][name], value), name
     assert resumed["sampler"] == reference["sampler"]
@@ -90,7 +90,7 @@ def test_a_signal_writes_a_checkpoint_and_exits_cleanly(tmp_path, sig):
     assert process.returncode == 0, err.decode()
     assert f"received {sig.name}" in err.decode()
     last = load_checkpoint(checkpoints / "last.pt")
-    assert 0 < last["step"] < 10_000
+    assert 0 < last["progress"]["step"] < 10_000
 
 
 def test_disk_full_is_a_clear_error_and_last_stays_intact(tmp_path, monkeypatch):
@@ -98,7 +98,7 @@ def test_disk_full_is_a_clear_error_and_last_stays_intact(tmp_path, monkeypatch)
 
     cache = _tiny_cache(tmp_path)
     trainer = _trainer(cache, tmp_path / "run")
-    trainer.train_step([np.arange(4)])
+    trainer.step([np.arange(4)])
     trainer.save(is_best=True)
     good = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
 
@@ -107,12 +107,12 @@ def test_disk_full_is_a_clear_error_and_last_stays_intact(tmp_path, monkeypatch)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    trainer.train_step([np.arange(4)])
+    trainer.step([np.arange(4)])
     with pytest.raises(NmtError, match="No space left on device.*previous last.pt is intact"):
         trainer.save(is_best=False)
     monkeypatch.undo()
     last = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
-    assert last["step"] == good["step"] == 1
+    assert last["progress"]["step"] == good["progress"]["step"] == 1
     assert sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir()) == ["best.pt", "last.pt", "step_1.pt"]
 
 

@@ -36,7 +36,7 @@ def test_output_layer_is_softmax_of_W_o_over_context_and_state(gru_model, padded
     src, tgt_in = padded_batch
     state = gru_model.encode(src)
     log_probs, new_state, _ = gru_model.decode_step(tgt_in[:, 0], state)
-    features = torch.cat([new_state["c"], new_state["s"][:, -1]], dim=1)  # [c_t; s_t]
+    features = torch.cat([new_state.per_hypothesis["c"], new_state.per_hypothesis["s"][:, -1]], dim=1)  # [c_t; s_t]
     expected = F.log_softmax(features @ gru_model.W_o.weight.T + gru_model.W_o.bias, dim=-1)
     torch.testing.assert_close(log_probs, expected)
 
@@ -46,8 +46,8 @@ def test_decoder_is_fed_previous_embedding_and_context(gru_model, padded_batch):
     state = gru_model.encode(src)
     _, state1, _ = gru_model.decode_step(tgt_in[:, 0], state)
     _, state2, _ = gru_model.decode_step(tgt_in[:, 1], state1)
-    x = torch.cat([gru_model.tgt_embed(tgt_in[:, 1]), state1["c"]], dim=1)
-    torch.testing.assert_close(state2["s"][:, 0], gru_model.cells[0](x, state1["s"][:, 0]))
+    x = torch.cat([gru_model.tgt_embed(tgt_in[:, 1]), state1.per_hypothesis["c"]], dim=1)
+    torch.testing.assert_close(state2.per_hypothesis["s"][:, 0], gru_model.cells[0](x, state1.per_hypothesis["s"][:, 0]))
 
 
 def test_keys_are_projected_once_per_sentence(gru_model, padded_batch):
@@ -62,8 +62,8 @@ def test_keys_are_projected_once_per_sentence(gru_model, padded_batch):
 def test_padding_does_not_change_a_sentence_encoding(gru_model):
     alone = gru_model.encode(torch.tensor([[9, 10, 3]]))
     padded = gru_model.encode(torch.tensor([[9, 10, 3, 0, 0]]))
-    torch.testing.assert_close(alone["enc_h"], padded["enc_h"][:, :3])
-    torch.testing.assert_close(alone["s"], padded["s"])
+    torch.testing.assert_close(alone.per_sentence["h"], padded.per_sentence["h"][:, :3])
+    torch.testing.assert_close(alone.per_hypothesis["s"], padded.per_hypothesis["s"])
 
 
 def test_tiny_model_overfits_a_handful_of_pairs():

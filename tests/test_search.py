@@ -9,6 +9,7 @@ import torch
 
 from nmt.data.batching import pad_sources
 from nmt.data.vocab import EOS_ID
+from nmt.models.interface import DecoderState, Step
 from nmt.search import SearchSettings, beam_search, greedy_search, length_normalizer, search_corpus
 
 SOURCES = [[5, 6, 7, 8], [9, 10], [11], [12, 13, 14, 15, 16, 17]]
@@ -28,11 +29,11 @@ class TinyLM(torch.nn.Module):
         self.table = torch.log_softmax(logits, -1)  # (step, prev, next)
 
     def encode(self, src):
-        return {"step": torch.zeros(src.size(0), dtype=torch.long)}
+        return DecoderState({}, {"step": torch.zeros(src.size(0), dtype=torch.long)})
 
-    def decode_step(self, prev, state, need_attention=False):
-        lp = self.table[state["step"], prev].clone()
-        return lp, {"step": state["step"] + 1}, None
+    def decode_step(self, prev, state, attention_layer=None):
+        step = state.per_hypothesis["step"]
+        return Step(self.table[step, prev].clone(), DecoderState({}, {"step": step + 1}), None)
 
     def sequence_log_prob(self, tokens):
         prev, total = 2, 0.0
@@ -115,7 +116,7 @@ def test_output_length_is_capped_by_a_times_source_plus_b(any_model):
 def test_attention_comes_back_per_output_token(gru_model):
     src = _pad(SOURCES[:2])
     for search in (greedy_search, beam_search):
-        for hyps in search(gru_model, src, SearchSettings(beam_size=2, max_len_b=5), need_attention=True):
+        for hyps in search(gru_model, src, SearchSettings(beam_size=2, max_len_b=5), attention_layer=-1):
             assert hyps[0].attention.shape == (len(hyps[0].tokens) + 1, src.size(1))
             torch.testing.assert_close(hyps[0].attention.sum(1), torch.ones(len(hyps[0].tokens) + 1))
 

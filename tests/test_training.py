@@ -1,4 +1,5 @@
-"""The training step: schedules, accumulation equals one big batch, non-finite losses are skipped."""
+"""The training update and loop: schedules, accumulation equals one big batch, non-finite losses
+are skipped without advancing anything, and the loop's stopping rules."""
 
 import math
 
@@ -6,17 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.config import GRUConfig, OptimConfig, TrainerConfig
+import torch.nn.functional as F
+
+from nmt.config import GRUConfig, OptimConfig, Precision, TrainerConfig
 from nmt.data.cache import VocabSettings, prepare_cache, EncodedSplit
 from nmt.data.cleaning import CleaningRules
 from nmt.data.sources import Corpus, CorpusSpec
-from nmt.data.vocab import Vocab
+from nmt.data.batching import collate
+from nmt.data.vocab import PAD_ID, Vocab
 from nmt.distributed import DistInfo
 from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.optim import lr_factor
 from nmt.checkpoint import load_checkpoint
+from nmt.search import SearchSettings
 from nmt.trainer import Trainer
+from nmt.validation import ValidationSet
 
 
 def test_inverse_sqrt_schedule_values():
@@ -44,95 +50,136 @@ def tiny_cache(tmp_path_factory):
                          VocabSettings(120, "unigram", 10_000, 1.0), root, workers=1)
 
 
-def _trainer(cache, tmp_path, **settings):
+def _trainer(cache, tmp_path, model_config=None, precision=Precision.fp32, valid=None, **settings):
     vocab = Vocab.from_file(str(cache / "spm.model"))
-    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.0)
+    config = model_config or GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.0)
     torch.manual_seed(0)
     model = build_model(config, len(vocab))
-    return Trainer(model, config, vocab, EncodedSplit(cache, "train"), None,
-                   TrainerConfig(label_smoothing=0.1, **settings), OptimConfig(lr=1e-2, warmup_steps=1),
-                   300, tmp_path, torch.device("cpu"), "fp32", DistInfo())
+    return Trainer(model=model, model_config=config, vocab=vocab, train=EncodedSplit(cache, "train"), valid=valid,
+                   valid_search=SearchSettings(beam_size=1), settings=TrainerConfig(**{"label_smoothing": 0.1} | settings),
+                   optim=OptimConfig(lr=1e-2, warmup_steps=1), max_tokens=300, run_dir=tmp_path,
+                   device=torch.device("cpu"), precision=precision, dist=DistInfo())
 
 
-def test_accumulating_micro_batches_equals_one_big_batch(tiny_cache, tmp_path):
-    split = _trainer(tiny_cache, tmp_path / "a")
-    whole = _trainer(tiny_cache, tmp_path / "b")
+def _gradients_at_the_optimizer(trainer, micro_batches):
+    """The gradients the optimizer is handed for one update."""
+    seen = {}
+    trainer.parts.optimizer.step = lambda *a, **k: seen.update(
+        {n: p.grad.clone() for n, p in trainer.model.named_parameters()})
+    trainer.step(micro_batches)
+    return seen
+
+
+def test_accumulated_micro_batches_give_the_gradient_of_the_mean_token_loss(tiny_cache, tmp_path):
+    trainer = _trainer(tiny_cache, tmp_path, clip_norm=0.0, label_smoothing=0.0)
     micro = [np.arange(0, 5), np.arange(5, 9), np.arange(9, 16)]
-    split.train_step(micro)
-    whole.train_step([np.concatenate(micro)])
-    for (name, a), b in zip(split.model.state_dict().items(), whole.model.state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    # The reference: one forward over all pairs, the summed loss over all target tokens.
+    reference = _trainer(tiny_cache, tmp_path / "ref")
+    whole = collate([reference.train_data.pair(i) for i in range(16)])
+    logits, _ = reference.model(whole.src, whole.tgt_in)
+    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), whole.tgt_out.view(-1), ignore_index=PAD_ID,
+                           reduction="sum") / whole.target_tokens
+    loss.backward()
+    for name, grad in _gradients_at_the_optimizer(trainer, micro).items():
+        torch.testing.assert_close(grad, dict(reference.model.named_parameters())[name].grad, atol=1e-7, rtol=1e-5,
+                                   msg=name)
 
 
-def test_a_non_finite_step_is_skipped_and_counted(tiny_cache, tmp_path):
+def _poison(trainer, value, from_call=1):
+    """Make the loss of every update from the `from_call`-th on `value` (nan or inf)."""
+    original, calls = trainer.updater.loss, []
+
+    def loss(batch):
+        calls.append(1)
+        return original(batch) * (value if len(calls) >= from_call else 1.0)
+
+    trainer.updater.loss = loss
+
+
+def test_a_non_finite_step_changes_nothing_but_the_skip_counts(tiny_cache, tmp_path):
     trainer = _trainer(tiny_cache, tmp_path)
+    trainer.step([np.arange(4)])
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    original = trainer._loss
-    trainer._loss = lambda batch, ls: original(batch, ls) * float("nan")
-    stats = trainer.train_step([np.arange(4)])
-    assert not stats["finite"] and trainer.skipped_steps == 1
+    lr_before = trainer.parts.scheduler.get_last_lr()
+    _poison(trainer, float("nan"))
+    result = trainer.step([np.arange(4)])
+    assert not result.finite
+    assert (trainer.progress.step, trainer.progress.skipped_steps, trainer.progress.skipped_in_a_row) == (1, 1, 1)
+    assert trainer.parts.scheduler.get_last_lr() == lr_before
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(v, before[k]), k
 
 
-def test_repeated_non_finite_steps_stop_the_run(tiny_cache, tmp_path):
+@pytest.mark.parametrize("precision", [Precision.fp32, Precision.fp16])
+def test_repeated_non_finite_steps_stop_the_run(tiny_cache, tmp_path, precision):
     trainer = _trainer(tiny_cache, tmp_path, max_bad_steps=3)
-    original = trainer._loss
-    trainer._loss = lambda batch, ls: original(batch, ls) * float("inf")
-    trainer.train_step([np.arange(4)])
-    trainer.train_step([np.arange(4)])
+    if precision is Precision.fp16:
+        # The fp16 path: a gradient scaler that skips overflowing steps itself (on the CPU here).
+        trainer.parts.scaler = trainer.updater.parts.scaler = torch.amp.GradScaler("cpu", enabled=True)
+    _poison(trainer, float("inf"))
+    trainer.step([np.arange(4)])
+    trainer.step([np.arange(4)])
     with pytest.raises(NmtError, match="3 optimizer steps in a row"):
-        trainer.train_step([np.arange(4)])
-    assert not any(tmp_path.glob("checkpoints/*.pt"))
+        trainer.step([np.arange(4)])
+
+
+def test_no_checkpoint_is_written_from_non_finite_steps(tiny_cache, tmp_path):
+    trainer = _trainer(tiny_cache, tmp_path, max_bad_steps=2, valid_every=1, max_steps=50)
+    _poison(trainer, float("nan"), from_call=3)
+    with pytest.raises(NmtError, match="non-finite"):
+        trainer.fit()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
+        "best.pt", "last.pt", "step_1.pt", "step_2.pt"]
+    assert load_checkpoint(tmp_path / "checkpoints/last.pt")["progress"]["step"] == 2
+
+
+def test_the_skipped_step_count_survives_a_resume(tiny_cache, tmp_path):
+    trainer = _trainer(tiny_cache, tmp_path)
+    trainer.step([np.arange(4)])
+    _poison(trainer, float("nan"))
+    trainer.step([np.arange(4)])
+    trainer.save(is_best=True)
+    resumed = _trainer(tiny_cache, tmp_path / "other")
+    resumed.resume(load_checkpoint(tmp_path / "checkpoints/last.pt"))
+    assert resumed.progress == trainer.progress and resumed.progress.skipped_steps == 1
 
 
 def test_loss_is_per_target_token(tiny_cache, tmp_path):
-    trainer = _trainer(tiny_cache, tmp_path)
-    stats = trainer.train_step([np.arange(8)])
-    assert math.isfinite(stats["loss"]) and 2 < stats["loss"] < 10  # ~ln(vocab) at the start
+    result = _trainer(tiny_cache, tmp_path).step([np.arange(8)])
+    assert math.isfinite(result.loss) and 2 < result.loss < 10  # ~ln(vocab) at the start
 
 
 def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path):
     from nmt.config import TransformerConfig
 
-    vocab = Vocab.from_file(str(tiny_cache / "spm.model"))
     config = TransformerConfig(name="t", d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32,
                                dropout=0.0)
-    results = []
-    for compile_model in (False, True):
-        torch.manual_seed(0)
-        model = build_model(config, len(vocab))
-        trainer = Trainer(model, config, vocab, EncodedSplit(tiny_cache, "train"), None,
-                          TrainerConfig(compile=compile_model), OptimConfig(lr=1e-2, warmup_steps=1), 300,
-                          tmp_path / str(compile_model), torch.device("cpu"), "fp32", DistInfo())
-        results.append(trainer.train_step([np.arange(6)]))
+    eager, compiled = (_trainer(tiny_cache, tmp_path / str(c), model_config=config, compile=c).step([np.arange(6)])
+                       for c in (False, True))
     # Loss and gradient norm, not parameters: Adam's first step turns float noise in gradients
     # that are zero in exact arithmetic (the attention key bias) into full-size updates.
-    eager, compiled = results
-    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)
-    assert compiled["grad_norm"] == pytest.approx(eager["grad_norm"], rel=1e-4)
+    assert compiled.loss == pytest.approx(eager.loss, rel=1e-5)
+    assert compiled.grad_norm == pytest.approx(eager.grad_norm, rel=1e-4)
 
 
-def _fitting_trainer(cache, tmp_path, bleu_scores, **settings):
-    from nmt.trainer import ValidationSet
-
-    trainer = _trainer(cache, tmp_path, valid_every=1, log_every=1, **settings)
-    trainer.valid = ValidationSet(EncodedSplit(cache, "train"), [])
+def _fitting_trainer(cache, tmp_path, monkeypatch, bleu_scores, **settings):
     scores = iter(bleu_scores)
-    trainer.validate = lambda: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)}
-    trainer.attention_picture = lambda: None
-    return trainer
+    monkeypatch.setattr("nmt.trainer.validate", lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)})
+    monkeypatch.setattr("nmt.trainer.attention_picture", lambda *args: None)
+    valid = ValidationSet(EncodedSplit(cache, "train"), [], 64, 300)
+    return _trainer(cache, tmp_path, valid=valid, valid_every=1, log_every=1, **settings)
 
 
-def test_patience_stops_after_that_many_validations_without_improvement(tiny_cache, tmp_path):
-    trainer = _fitting_trainer(tiny_cache, tmp_path, [10.0, 12.0, 11.0, 12.0, 30.0], patience=2, max_steps=100)
+def test_patience_stops_after_that_many_validations_without_improvement(tiny_cache, tmp_path, monkeypatch):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 12.0, 30.0], patience=2,
+                               max_steps=100)
     result = trainer.fit()
     assert result["step"] == 4 and "no validation improvement" in result["reason"]
-    assert load_checkpoint(tmp_path / "checkpoints/best.pt")["step"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints/best.pt")["progress"]["step"] == 2
 
 
-def test_max_epochs_stops_at_the_end_of_an_epoch(tiny_cache, tmp_path):
-    trainer = _fitting_trainer(tiny_cache, tmp_path, [1.0] * 1000, max_epochs=1)
-    batches = len(trainer.sampler.epoch_batches(0))
+def test_max_epochs_stops_at_the_end_of_an_epoch(tiny_cache, tmp_path, monkeypatch):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [1.0] * 1000, max_epochs=1)
+    batches = len(trainer.parts.sampler.epoch_batches(0))
     result = trainer.fit()
     assert result["step"] == batches and result["reason"] == "reached 1 epochs"

@@ -58,7 +58,7 @@ def test_sinusoidal_positions_follow_the_paper():
 def test_cross_attention_weights_average_heads_and_mask_padding(transformer_model, padded_batch):
     src, _ = padded_batch
     state = transformer_model.encode(src)
-    _, _, attention = transformer_model.decode_step(torch.full((3,), 2), state, need_attention=True)
+    _, _, attention = transformer_model.decode_step(torch.full((3,), 2), state, attention_layer=-1)
     assert attention.shape == (3, src.size(1))
     torch.testing.assert_close(attention.sum(-1), torch.ones(3))
     assert torch.all(attention[src == 0] == 0)

@@ -1,33 +1,43 @@
-"""The two translation models and the one function that builds either from its config.
+"""The two translation models, the one registry that names them, and the function that builds one.
 
-Both offer the interface search and training rely on:
-  encode(src) -> state                                   once per source batch
-  decode_step(prev_tokens, state) -> (log_probs, state, attention)
-  forward(src, tgt_in) -> (logits, attention or None)    teacher forcing
-The state is a dict of tensors whose first dimension is the batch, so beam search
-reorders it with one index_select per tensor. Keys starting with "enc_" hold what the
-encoder computed once per sentence; in beam search they keep one row per sentence while
-the decoder entries have one per beam (decode_step groups the beams onto their sentence),
-so search moves them only when sentences leave the batch, never to reorder beams.
+Both offer the `EncoderDecoder` interface of `interface.py`: encode once, step the decoder,
+reorder the state by its rows; and a teacher-forced forward pass for training.
 """
 
-from dataclasses import asdict
+from dataclasses import dataclass
 
 from torch import nn
 
-from nmt.config import GRUConfig, ModelConfig, TransformerConfig
+from nmt.config import GRUConfig, ModelConfig, TransformerConfig, from_plain_fields, plain_fields
+from nmt.errors import NmtError
 from nmt.models.gru_attention import GRUAttentionModel
+from nmt.models.interface import EncoderDecoder
 from nmt.models.transformer import TransformerModel
 
 
-def build_model(config: ModelConfig, vocab_size: int) -> nn.Module:
-    sizes = {k: v for k, v in asdict(config).items() if k != "name"}
-    if isinstance(config, GRUConfig):
-        return GRUAttentionModel(vocab_size, **sizes)
-    if isinstance(config, TransformerConfig):
-        return TransformerModel(vocab_size, **sizes)
-    raise TypeError(f"no model for {type(config).__name__}")
+@dataclass(frozen=True)
+class ModelType:
+    model_class: type[nn.Module]
+    config_type: type[ModelConfig]
+
+
+# The kind names are stored in checkpoints: never rename one.
+MODEL_TYPES = {
+    "gru_attention": ModelType(GRUAttentionModel, GRUConfig),
+    "transformer": ModelType(TransformerModel, TransformerConfig),
+}
 
 
 def model_kind(config: ModelConfig) -> str:
-    return "gru_attention" if isinstance(config, GRUConfig) else "transformer"
+    return next(kind for kind, t in MODEL_TYPES.items() if isinstance(config, t.config_type))
+
+
+def build_model(config: ModelConfig, vocab_size: int) -> EncoderDecoder:
+    return MODEL_TYPES[model_kind(config)].model_class(vocab_size, **plain_fields(config))
+
+
+def config_from(kind: str, values: dict) -> ModelConfig:
+    """The model config stored in a checkpoint (its kind and plain field values)."""
+    if kind not in MODEL_TYPES:
+        raise NmtError(f"model type {kind!r} is unknown to this version (known: {', '.join(MODEL_TYPES)})")
+    return from_plain_fields(MODEL_TYPES[kind].config_type, values)

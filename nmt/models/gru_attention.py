@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.config import OutputLayer
 from nmt.data.vocab import PAD_ID
-
-State = dict[str, torch.Tensor]
+from nmt.models.interface import DecoderState, Step
 
 
 class BahdanauAttention(nn.Module):
@@ -51,9 +51,8 @@ class GRUAttentionModel(nn.Module):
                  decoder_layers: int = 1, dropout: float = 0.0, output_layer: str = "linear",
                  tie_embeddings: bool = False):
         super().__init__()
-        if output_layer not in ("linear", "deep"):
-            raise ValueError(f"output_layer must be linear or deep, not {output_layer!r}")
-        if tie_embeddings and output_layer != "deep":
+        deep = OutputLayer(output_layer) is OutputLayer.deep
+        if tie_embeddings and not deep:
             raise ValueError("tie_embeddings needs output_layer=deep (the linear layer's input is not embed_dim wide)")
         self.hidden_dim, self.decoder_layers = hidden_dim, decoder_layers
         self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
@@ -65,7 +64,7 @@ class GRUAttentionModel(nn.Module):
             [nn.GRUCell(embed_dim + 2 * hidden_dim if i == 0 else hidden_dim, hidden_dim) for i in range(decoder_layers)])
         self.attention = BahdanauAttention(2 * hidden_dim, hidden_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
-        if output_layer == "deep":
+        if deep:
             self.deep_output = nn.Linear(3 * hidden_dim + embed_dim, embed_dim)
             self.W_o = nn.Linear(embed_dim, vocab_size)
             if tie_embeddings:
@@ -76,7 +75,7 @@ class GRUAttentionModel(nn.Module):
             self.deep_output = None
             self.W_o = nn.Linear(3 * hidden_dim, vocab_size)
 
-    def encode(self, src: torch.Tensor) -> State:
+    def encode(self, src: torch.Tensor) -> DecoderState:
         """Encode (batch, src_len) ids once; the returned state is all a decoding step needs."""
         src_mask = src != PAD_ID  # (batch, src_len)
         lengths = src_mask.sum(1)
@@ -86,25 +85,23 @@ class GRUAttentionModel(nn.Module):
         h, _ = pad_packed_sequence(packed_h, batch_first=True, total_length=src.size(1))  # (batch, src_len, 2*hidden)
         last_forward, first_backward = final[-2], final[-1]  # (batch, hidden) each
         s0 = torch.tanh(self.init_state(torch.cat([last_forward, first_backward], dim=1)))
-        return {
-            "enc_h": h,
-            "enc_keys": self.attention.project_keys(h),  # (batch, src_len, hidden)
-            "enc_mask": src_mask,
-            "s": s0.view(-1, self.decoder_layers, self.hidden_dim),  # (batch, layers, hidden)
-            "c": h.new_zeros(h.size(0), 2 * self.hidden_dim),  # c_0
-        }
+        encoded = {"h": h, "keys": self.attention.project_keys(h), "mask": src_mask}  # keys: (batch, src_len, hidden)
+        decoder = {"s": s0.view(-1, self.decoder_layers, self.hidden_dim),  # (batch, layers, hidden)
+                   "c": h.new_zeros(h.size(0), 2 * self.hidden_dim)}  # c_0
+        return DecoderState(encoded, decoder)
 
-    def _recur(self, y_emb: torch.Tensor, state: State) -> tuple[State, torch.Tensor, torch.Tensor]:
+    def _recur(self, y_emb: torch.Tensor, state: DecoderState) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
         """One decoder recurrence: new state, the [c_t; s_t] features and α_t."""
-        x = torch.cat([y_emb, state["c"]], dim=1)
+        encoded, previous = state.per_sentence, state.per_hypothesis
+        x = torch.cat([y_emb, previous["c"]], dim=1)
         layers = []
         for i, cell in enumerate(self.cells):
-            x = cell(x, state["s"][:, i])
+            x = cell(x, previous["s"][:, i])
             layers.append(x)
             x = self.dropout(x) if i + 1 < len(self.cells) else x
-        s_t = x  # (batch, hidden), the top layer
-        c_t, alpha = self.attention(state["enc_keys"], state["enc_h"], state["enc_mask"], s_t)
-        new_state = dict(state, s=torch.stack(layers, dim=1), c=c_t)
+        s_t = x  # (hypotheses, hidden), the top layer
+        c_t, alpha = self.attention(encoded["keys"], encoded["h"], encoded["mask"], s_t)
+        new_state = DecoderState(encoded, {"s": torch.stack(layers, dim=1), "c": c_t})
         return new_state, torch.cat([c_t, s_t], dim=1), alpha
 
     def _logits(self, features: torch.Tensor, y_emb: torch.Tensor) -> torch.Tensor:
@@ -125,9 +122,10 @@ class GRUAttentionModel(nn.Module):
         logits = self._logits(torch.stack(features, dim=1), y_emb)
         return logits, torch.stack(alphas, dim=1)
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: State,
-                    need_attention: bool = False) -> tuple[torch.Tensor, State, torch.Tensor | None]:
-        """Next-token log-probabilities (batch, vocab) after `prev_tokens` (batch,)."""
+    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, attention_layer: int | None = None) -> Step:
+        """Next-token log-probabilities (hypotheses, vocab) after `prev_tokens` (hypotheses,); the
+        attention, when asked for (any layer number), is α_t: there is one attention."""
         y_emb = self.tgt_embed(prev_tokens)
         state, features, alpha = self._recur(y_emb, state)
-        return F.log_softmax(self._logits(features, y_emb).float(), dim=-1), state, alpha
+        log_probs = F.log_softmax(self._logits(features, y_emb).float(), dim=-1)
+        return Step(log_probs, state, alpha if attention_layer is not None else None)

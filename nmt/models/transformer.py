@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.data.vocab import PAD_ID
-
-State = dict[str, torch.Tensor]
+from nmt.models.interface import DecoderState, Step
 
 
 def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
@@ -81,17 +80,20 @@ class FeedForward(nn.Sequential):
         super().__init__(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Linear(ffn_dim, d_model))
 
 
-class Sublayer(nn.Module):
-    """x + Dropout(f(LN(x))) when pre-norm, LN(x + Dropout(f(x))) when post-norm."""
+class Residual(nn.Module):
+    """A sublayer's residual connection: x + Dropout(f(LN(x))) when pre-norm, LN(x + Dropout(f(x)))
+    when post-norm (the paper's). `inner` is f's input, `outer` adds f's output back."""
 
     def __init__(self, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
         self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
 
-    def forward(self, x: torch.Tensor, f) -> torch.Tensor:
-        if self.pre_norm:
-            return x + self.dropout(f(self.norm(x)))
-        return self.norm(x + self.dropout(f(x)))
+    def inner(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) if self.pre_norm else x
+
+    def outer(self, x: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+        y = x + self.dropout(fx)
+        return y if self.pre_norm else self.norm(y)
 
 
 class EncoderLayer(nn.Module):
@@ -99,11 +101,12 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.ffn = FeedForward(d_model, ffn_dim)
-        self.attn_block, self.ffn_block = Sublayer(d_model, dropout, pre_norm), Sublayer(d_model, dropout, pre_norm)
+        self.attn_block, self.ffn_block = Residual(d_model, dropout, pre_norm), Residual(d_model, dropout, pre_norm)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.attn_block(x, lambda y: self.self_attn.attend(y, *self.self_attn.keys_values(y), mask=mask))
-        return self.ffn_block(x, self.ffn)
+        y = self.attn_block.inner(x)
+        x = self.attn_block.outer(x, self.self_attn.attend(y, *self.self_attn.keys_values(y), mask=mask))
+        return self.ffn_block.outer(x, self.ffn(self.ffn_block.inner(x)))
 
 
 class DecoderLayer(nn.Module):
@@ -112,33 +115,30 @@ class DecoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.ffn = FeedForward(d_model, ffn_dim)
-        self.self_block = Sublayer(d_model, dropout, pre_norm)
-        self.cross_block = Sublayer(d_model, dropout, pre_norm)
-        self.ffn_block = Sublayer(d_model, dropout, pre_norm)
+        self.self_block = Residual(d_model, dropout, pre_norm)
+        self.cross_block = Residual(d_model, dropout, pre_norm)
+        self.ffn_block = Residual(d_model, dropout, pre_norm)
 
-    def forward(self, x, memory_k, memory_v, memory_mask, self_k=None, self_v=None, need_weights=False):
-        """Full causal pass when self_k is None; else new positions against the cached keys.
+    def forward(self, x: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None, need_weights: bool = False):
+        """x: (rows, len, d_model). memory: the encoder's cross-attention keys, values and mask.
+        cache: this layer's self-attention keys and values of the earlier positions; None runs
+        the full causal pass of teacher forcing.
 
-        Returns the output, this layer's self-attention keys and values, and (if asked)
-        the cross-attention weights averaged over heads.
+        Returns the output, the self-attention keys and values including x's positions (the next
+        step's cache), and the cross-attention weights averaged over heads when asked for.
         """
-        new_kv, weights = [], []
-
-        def self_attention(y):
-            k, v = self.self_attn.keys_values(y)
-            if self_k is not None:
-                k, v = torch.cat([self_k, k], dim=2), torch.cat([self_v, v], dim=2)
-            new_kv.extend([k, v])
-            return self.self_attn.attend(y, k, v, causal=self_k is None)
-
-        def cross_attention(y):
-            if need_weights:
-                weights.append(self.cross_attn.weights(y, memory_k, memory_mask))
-            return self.cross_attn.attend(y, memory_k, memory_v, mask=memory_mask)
-
-        x = self.self_block(x, self_attention)
-        x = self.cross_block(x, cross_attention)
-        return self.ffn_block(x, self.ffn), new_kv, (weights[0] if weights else None)
+        memory_k, memory_v, memory_mask = memory
+        y = self.self_block.inner(x)
+        k, v = self.self_attn.keys_values(y)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)  # (rows, heads, len, d_head)
+        x = self.self_block.outer(x, self.self_attn.attend(y, k, v, causal=cache is None))
+        y = self.cross_block.inner(x)
+        weights = self.cross_attn.weights(y, memory_k, memory_mask) if need_weights else None
+        x = self.cross_block.outer(x, self.cross_attn.attend(y, memory_k, memory_v, mask=memory_mask))
+        x = self.ffn_block.outer(x, self.ffn(self.ffn_block.inner(x)))
+        return x, (k, v), weights
 
 
 class TransformerModel(nn.Module):
@@ -147,8 +147,6 @@ class TransformerModel(nn.Module):
                  pre_norm: bool = True, max_positions: int = 1024):
         super().__init__()
         self.d_model, self.max_positions = d_model, max_positions
-        # Which decoder layer's cross-attention decode_step returns when asked (for pictures).
-        self.attention_layer = -1
         # One table for source, target and output: the vocabulary is joint (paper, sec. 3.4).
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID)
         nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
@@ -168,43 +166,44 @@ class TransformerModel(nn.Module):
     def _output(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.decoder_norm(x), self.embed.weight)  # tied output projection
 
-    def encode(self, src: torch.Tensor) -> State:
+    def encode(self, src: torch.Tensor) -> DecoderState:
         src_mask = (src != PAD_ID)[:, None, None, :]  # (batch, 1, 1, src_len), True = attend
         x = self._embed(src)
         for layer in self.encoder_layers:
             x = layer(x, src_mask)
         memory = self.encoder_norm(x)  # (batch, src_len, d_model)
-        state = {"enc_mask": src_mask}
-        b = src.size(0)
+        encoded, decoder = {"mask": src_mask}, {}
         heads, d_head = self.decoder_layers[0].self_attn.heads, self.decoder_layers[0].self_attn.d_head
         for i, layer in enumerate(self.decoder_layers):
             # Cross-attention keys and values are computed once per sentence.
-            state[f"enc_k{i}"], state[f"enc_v{i}"] = layer.cross_attn.keys_values(memory)
-            state[f"self_k{i}"] = memory.new_zeros(b, heads, 0, d_head)
-            state[f"self_v{i}"] = memory.new_zeros(b, heads, 0, d_head)
-        return state
+            encoded[f"k{i}"], encoded[f"v{i}"] = layer.cross_attn.keys_values(memory)
+            decoder[f"k{i}"] = decoder[f"v{i}"] = memory.new_zeros(src.size(0), heads, 0, d_head)
+        return DecoderState(encoded, decoder)
+
+    @staticmethod
+    def _memory(state: DecoderState, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        encoded = state.per_sentence
+        return encoded[f"k{i}"], encoded[f"v{i}"], encoded["mask"]
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Teacher-forced logits (batch, tgt_len, vocab)."""
         state = self.encode(src)
         x = self._embed(tgt_in)
         for i, layer in enumerate(self.decoder_layers):
-            x, _, _ = layer(x, state[f"enc_k{i}"], state[f"enc_v{i}"], state["enc_mask"])
+            x, _, _ = layer(x, self._memory(state, i))
         return self._output(x), None
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: State,
-                    need_attention: bool = False) -> tuple[torch.Tensor, State, torch.Tensor | None]:
-        """Next-token log-probabilities (batch, vocab), extending each layer's self-attention cache."""
-        step = state["self_k0"].size(2)
-        x = self._embed(prev_tokens.unsqueeze(1), offset=step)  # (batch, 1, d_model)
-        new_state = dict(state)
-        attention = None
-        chosen = self.attention_layer % len(self.decoder_layers)
+    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, attention_layer: int | None = None) -> Step:
+        """Next-token log-probabilities (hypotheses, vocab), extending each layer's self-attention
+        cache; with `attention_layer`, that decoder layer's cross-attention (negative counts from the top)."""
+        cache = state.per_hypothesis
+        x = self._embed(prev_tokens.unsqueeze(1), offset=cache["k0"].size(2))  # (hypotheses, 1, d_model)
+        chosen = None if attention_layer is None else attention_layer % len(self.decoder_layers)
+        new_cache, attention = {}, None
         for i, layer in enumerate(self.decoder_layers):
-            x, (k, v), weights = layer(x, state[f"enc_k{i}"], state[f"enc_v{i}"], state["enc_mask"],
-                                       state[f"self_k{i}"], state[f"self_v{i}"], need_attention and i == chosen)
-            new_state[f"self_k{i}"], new_state[f"self_v{i}"] = k, v
+            x, (new_cache[f"k{i}"], new_cache[f"v{i}"]), weights = layer(
+                x, self._memory(state, i), (cache[f"k{i}"], cache[f"v{i}"]), need_weights=i == chosen)
             if weights is not None:
-                attention = weights.squeeze(1)  # (batch, src_len)
+                attention = weights.squeeze(1)  # (hypotheses, src_len)
         log_probs = F.log_softmax(self._output(x).squeeze(1).float(), dim=-1)
-        return log_probs, new_state, attention
+        return Step(log_probs, DecoderState(state.per_sentence, new_cache), attention)

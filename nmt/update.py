@@ -1,0 +1,91 @@
+"""One optimizer update: forward and backward over `accumulate` micro-batches, clipping, and a
+step that is skipped, not taken, when the loss or gradient is not finite.
+
+The summed loss is divided by the target tokens of all micro-batches on all ranks, so an
+update equals one big batch's however it is split across micro-batches and ranks.
+"""
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from nmt.checkpoint import TrainingParts, TrainingProgress
+from nmt.config import Precision
+from nmt.data.batching import Batch
+from nmt.data.vocab import PAD_ID
+from nmt.distributed import DistInfo, all_reduce_sum
+from nmt.errors import NmtError
+from nmt.precision import autocast
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    loss: float  # per target token, this rank's micro-batches
+    tokens: float  # this rank's target tokens
+    grad_norm: float  # before clipping
+    lr: float  # the rate the update used
+    finite: bool  # False: the update was skipped
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    label_smoothing: float
+    clip_norm: float  # 0: no clipping
+    max_bad_steps: int  # non-finite updates in a row that stop the run
+
+
+class Updater:
+    def __init__(self, *, net: torch.nn.Module, parts: TrainingParts, settings: UpdateSettings,
+                 precision: Precision, device: torch.device, dist: DistInfo):
+        """`net` is the module the forward pass runs through (compiled, DDP-wrapped or the model itself)."""
+        self.net, self.parts, self.settings = net, parts, settings
+        self.precision, self.device, self.dist = precision, device, dist
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Label-smoothed cross-entropy summed over the batch's target tokens."""
+        with autocast(self.precision, self.device):
+            logits, _ = self.net(batch.src, batch.tgt_in)
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1),
+                               ignore_index=PAD_ID, label_smoothing=self.settings.label_smoothing, reduction="sum")
+
+    def update(self, batches: list[Batch], progress: TrainingProgress) -> UpdateResult:
+        """One update from `batches`; progress.step counts it only when it was taken."""
+        self.net.train()
+        optimizer, scaler = self.parts.optimizer, self.parts.scaler
+        tokens = torch.tensor([float(sum(b.target_tokens for b in batches))], device=self.device)
+        global_tokens = all_reduce_sum(tokens.clone(), self.dist).item()
+        total_loss = torch.zeros((), device=self.device)
+        for i, batch in enumerate(batches):
+            # DDP averages gradients over ranks; scaling by world_size turns that into the sum.
+            sync = i + 1 == len(batches) or not self.dist.enabled
+            with contextlib.nullcontext() if sync else self.net.no_sync():
+                loss = self.loss(batch)
+                scaler.scale(loss * self.dist.world_size / global_tokens).backward()
+            total_loss += loss.detach()
+        scaler.unscale_(optimizer)
+        clip = self.settings.clip_norm if self.settings.clip_norm > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.parts.model.parameters(), clip).item()
+        finite = math.isfinite(grad_norm)
+        lr = self.parts.scheduler.get_last_lr()[0]
+        if finite or scaler.is_enabled():
+            scaler.step(optimizer)  # fp16: the scaler itself skips a step whose gradients overflowed
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        self._count(finite, progress)
+        return UpdateResult(total_loss.item() / max(tokens.item(), 1.0), tokens.item(), grad_norm, lr, finite)
+
+    def _count(self, finite: bool, progress: TrainingProgress) -> None:
+        if finite:
+            self.parts.scheduler.step()
+            progress.step += 1
+            progress.skipped_in_a_row = 0
+            return
+        progress.skipped_steps += 1
+        progress.skipped_in_a_row += 1
+        if progress.skipped_in_a_row >= self.settings.max_bad_steps:
+            raise NmtError(f"{progress.skipped_in_a_row} optimizer steps in a row had a non-finite loss or "
+                           f"gradient (after step {progress.step}); lower optim.lr or check the data. "
+                           "No checkpoint was written from them")
