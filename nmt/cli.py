@@ -8,7 +8,9 @@ from typing import Callable
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from nmt.config import register_configs
 from nmt.errors import NmtError
@@ -60,7 +62,7 @@ def run_stage(config_name: str, task: Callable[[DictConfig], None]) -> None:
     if not any(a in _HYDRA_FLAGS or a.startswith("hydra") for a in args):
         try:
             cfg = _check_overrides(config_name, args)
-        except Exception as error:  # noqa: BLE001 - every composition failure is a config error
+        except (HydraException, OmegaConfBaseException) as error:
             print(_config_error_line(error), file=sys.stderr)
             sys.exit(2)
         try:

@@ -130,18 +130,6 @@ def test_cache_is_rebuilt_when_settings_change(text_corpus, tmp_path, change):
     assert second != first and (second / "meta.json").is_file()
 
 
-def test_a_killed_prepare_leaves_no_cache_that_looks_complete(text_corpus, tmp_path, monkeypatch):
-    import nmt.data.cache as cache_module
-
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cache_module, "_encode_split", boom)
-    with pytest.raises(KeyboardInterrupt):
-        prepare_cache(_corpus(text_corpus), "t", RULES, VOCAB, tmp_path / "cache", workers=1)
-    assert not any(p.name.startswith("t-") for p in (tmp_path / "cache").iterdir())
-
-
 def test_misaligned_text_files_are_a_clear_error(tmp_path):
     _write_corpus(tmp_path, [("a", "b"), ("c", "d")])
     with open(tmp_path / "train.en", "a") as f:

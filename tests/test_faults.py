@@ -42,55 +42,88 @@ def uninterrupted(tmp_path_factory):
     return work, load_checkpoint(work / "run/checkpoints/last.pt")
 
 
+def _kill_while_writing(process, checkpoints) -> bool:
+    """Kill as soon as a checkpoint's temporary file appears; True if one was left half-written."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if checkpoints.exists() and any(name.endswith(".tmp") for name in os.listdir(checkpoints)):
+            process.kill()
+            process.wait()
+            return any(name.endswith(".tmp") for name in os.listdir(checkpoints))
+    return False
+
+
+def _kill_after_a_new_checkpoint(process, checkpoints, delay: float) -> None:
+    """Kill `delay` seconds after last.pt points at a checkpoint this process wrote."""
+    last = checkpoints / "last.pt"
+    before = last.stat().st_ino if last.exists() else None
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if last.exists() and last.stat().st_ino != before:
+            break
+        time.sleep(0.01)
+    time.sleep(delay)
+    process.kill()
+    process.wait()
+
+
 def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(uninterrupted, tmp_path):
     work, reference = uninterrupted
     (tmp_path / "data").symlink_to(work / "data")  # the same prepared cache
     checkpoints = tmp_path / "run/checkpoints"
     rng = random.Random(5)
-    kills = 0
-    for attempt in range(8):
+    kills = kills_mid_write = 0
+    for attempt in range(10):
         process = subprocess.Popen(_train_command("run", STEPS), cwd=tmp_path, env=_env(),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # Wait for the first checkpoint of this attempt, then kill at a random moment.
-        before = len(list(checkpoints.glob("step_*.pt"))) if checkpoints.exists() else 0
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            if checkpoints.exists() and len(list(checkpoints.glob("step_*.pt"))) > before:
-                break
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.6))
-        if process.poll() is None:
-            process.kill()
-            kills += 1
-        process.wait()
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if attempt % 2 == 0:
+            kills_mid_write += _kill_while_writing(process, checkpoints)
+        else:
+            _kill_after_a_new_checkpoint(process, checkpoints, rng.uniform(0.0, 0.5))
+        kills += process.returncode == -signal.SIGKILL
         _all_checkpoints_load(checkpoints)
-        if load_checkpoint(checkpoints / "last.pt")["progress"]["step"] >= STEPS:
+        last = checkpoints / "last.pt"  # absent when the first checkpoint's write was killed
+        if last.exists() and load_checkpoint(last)["progress"]["step"] >= STEPS:
             break
-    assert kills >= 2
+    assert kills >= 3 and kills_mid_write >= 1, (kills, kills_mid_write)
     final = subprocess.run(_train_command("run", STEPS), cwd=tmp_path, env=_env(), capture_output=True)
     assert final.returncode == 0, final.stderr.decode()
     resumed = load_checkpoint(checkpoints / "last.pt")
     assert resumed["progress"]["step"] == reference["progress"]["step"] == STEPS
-    for name, value in reference["model"].items():
-        assert torch.equal(resumed["model"][name], value), name
-    assert resumed["sampler"] == reference["sampler"]
+    _assert_same_training_state(resumed, reference)
     assert not list(checkpoints.glob(".*"))  # no temporary files left behind
+
+
+def _assert_same_training_state(resumed: dict, reference: dict) -> None:
+    """Bit for bit: weights, optimizer moments, schedule, scaler, sampler, every rank's RNG, counters."""
+    torch.testing.assert_close(resumed["model"], reference["model"], rtol=0, atol=0)
+    torch.testing.assert_close(resumed["optimizer"], reference["optimizer"], rtol=0, atol=0)
+    torch.testing.assert_close(resumed["rng"], reference["rng"], rtol=0, atol=0)
+    for key in ("scheduler", "scaler", "sampler", "batching"):
+        assert resumed[key] == reference[key], key
+    without_clock = [{k: v for k, v in c["progress"].items() if k != "trained_seconds"} for c in (resumed, reference)]
+    assert without_clock[0] == without_clock[1]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_writes_a_checkpoint_and_exits_cleanly(tmp_path, sig):
-    process = subprocess.Popen(_train_command("run", 10_000), cwd=tmp_path, env=_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    checkpoints = tmp_path / "run/checkpoints"
-    deadline = time.monotonic() + 120
-    while not (checkpoints / "last.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # No periodic checkpoints: only the signal handling can write one.
+    process = subprocess.Popen(_train_command("run", 10_000) + ["trainer.valid_every=1000000"], cwd=tmp_path,
+                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
+    for line in process.stderr:  # training has made 3 updates
+        seen.append(line)
+        if b"step 3 loss" in line:
+            break
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err.decode()
-    assert f"received {sig.name}" in err.decode()
+    err = b"".join(seen).decode() + err.decode()
+    assert process.returncode == 0, err
+    assert f"received {sig.name}" in err
+    checkpoints = tmp_path / "run/checkpoints"
     last = load_checkpoint(checkpoints / "last.pt")
-    assert 0 < last["progress"]["step"] < 10_000
+    assert 3 <= last["progress"]["step"] < 10_000
+    assert [p.name for p in checkpoints.glob("step_*.pt")] == [f"step_{last['progress']['step']}.pt"]
 
 
 def test_disk_full_is_a_clear_error_and_last_stays_intact(tmp_path, monkeypatch):
@@ -177,6 +210,25 @@ def test_long_lines_are_truncated_with_a_warning_naming_them(tmp_path, trained_r
                      "output=out.txt", "decode.beam_size=1", cwd=tmp_path)
     assert result.returncode == 0
     assert "truncated: 1" in result.stderr.decode()
+
+
+def test_a_killed_prepare_leaves_nothing_that_looks_complete_and_the_next_one_cleans_up(tmp_path):
+    command = [sys.executable, "-m", "nmt.prepare", "data.builtin_sizes={train:40000,valid:10,test:10}",
+               "data.vocab_size=300", "data.workers=1", "data.cache_dir=cache"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    # Kill once the vocabulary is written, while the splits are being encoded.
+    while not list(tmp_path.glob("cache/.*building*/spm.model")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    left = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert left and all(name.startswith(".") and ".building-" in name for name in left), left
+    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
+    names = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(names) == 1 and names[0].startswith("builtin-"), names
+    assert (tmp_path / "cache" / names[0] / "meta.json").is_file()
 
 
 @pytest.mark.parametrize("overrides,needle", [

@@ -10,7 +10,7 @@ import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -49,6 +49,7 @@ def prepare_cache(corpus: Corpus, name: str, rules: CleaningRules, vocab_setting
         return directory
     workers = workers or len(os.sched_getaffinity(0))
     cache_root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(cache_root)
     # Built aside and renamed, so a killed prepare never leaves a cache that looks complete.
     building = cache_root / f".{directory.name}.building-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
@@ -81,6 +82,25 @@ def prepare_cache(corpus: Corpus, name: str, rules: CleaningRules, vocab_setting
         building.rename(directory)
     log.info("prepared %s", {s: v["kept"] for s, v in stats.items()})
     return directory
+
+
+def _remove_abandoned_builds(cache_root: Path) -> None:
+    """A killed prepare leaves its side directory behind; remove those whose process is gone."""
+    for path in cache_root.glob(".*.building-*"):
+        pid = path.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _is_running(int(pid)):
+            log.info("removing %s, left by a prepare that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _both_sides(pairs: Iterable[tuple[str, str]]) -> Iterator[str]:
@@ -129,8 +149,19 @@ def _init_worker(proto: bytes, rules: CleaningRules | None) -> None:
     _worker_vocab, _worker_rules = Vocab(proto), rules
 
 
-def _encode_chunk(chunk: list[tuple[str, str]]):
-    """Encode one chunk; returns flat ids and lengths of both sides, reasons and pair hashes."""
+class EncodedChunk(NamedTuple):
+    src_ids: np.ndarray  # all source ids of the chunk, back to back
+    src_lengths: np.ndarray
+    tgt_ids: np.ndarray
+    tgt_lengths: np.ndarray
+    reasons: np.ndarray  # per pair: KEEP or why cleaning removes it
+    hashes: list[bytes] | None  # per pair, when deduplicating
+    sources: list[str]
+    targets: list[str]
+
+
+def _encode_chunk(chunk: list[tuple[str, str]]) -> EncodedChunk:
+    """Encode one chunk and say which pairs cleaning keeps."""
     srcs = [s for s, _ in chunk]
     tgts = [t for _, t in chunk]
     src_ids, tgt_ids = _worker_vocab.encode(srcs), _worker_vocab.encode(tgts)
@@ -148,7 +179,7 @@ def _encode_chunk(chunk: list[tuple[str, str]]):
     dtype = _token_dtype(len(_worker_vocab))
     src_flat = np.fromiter((i for x in src_ids for i in x), dtype, int(src_lens.sum()))
     tgt_flat = np.fromiter((i for x in tgt_ids for i in x), dtype, int(tgt_lens.sum()))
-    return src_flat, src_lens, tgt_flat, tgt_lens, reasons, hashes, (srcs, tgts)
+    return EncodedChunk(src_flat, src_lens, tgt_flat, tgt_lens, reasons, hashes, srcs, tgts)
 
 
 def _encode_split(pairs: Iterable[tuple[str, str]], vocab: Vocab, rules: CleaningRules | None,
@@ -166,26 +197,19 @@ def _encode_split(pairs: Iterable[tuple[str, str]], vocab: Vocab, rules: Cleanin
     with open(directory / f"{split}.src.bin", "wb") as src_out, \
             open(directory / f"{split}.tgt.bin", "wb") as tgt_out, \
             _text_writers(directory, split, keep_text) as (src_text, tgt_text):
-        for src_flat, src_lens, tgt_flat, tgt_lens, reasons, hashes, (srcs, tgts) in progress(
-                results, desc=f"encode {split}", unit="chunk"):
-            total += len(reasons)
-            if hashes is not None:
-                for i, h in enumerate(hashes):
-                    if reasons[i] == KEEP:
-                        if h in seen_hashes:
-                            reasons[i] = DUPLICATE
-                        else:
-                            seen_hashes.add(h)
-            keep = reasons == KEEP
+        for chunk in progress(results, desc=f"encode {split}", unit="chunk"):
+            total += len(chunk.reasons)
+            _mark_duplicates(chunk, seen_hashes)
+            keep = chunk.reasons == KEEP
             for code, name in REASONS.items():
-                counts[name] += int((reasons == code).sum())
-            src_out.write(_select(src_flat, src_lens, keep).astype(dtype).tobytes())
-            tgt_out.write(_select(tgt_flat, tgt_lens, keep).astype(dtype).tobytes())
-            src_lengths.append(src_lens[keep])
-            tgt_lengths.append(tgt_lens[keep])
+                counts[name] += int((chunk.reasons == code).sum())
+            src_out.write(_select(chunk.src_ids, chunk.src_lengths, keep).astype(dtype).tobytes())
+            tgt_out.write(_select(chunk.tgt_ids, chunk.tgt_lengths, keep).astype(dtype).tobytes())
+            src_lengths.append(chunk.src_lengths[keep])
+            tgt_lengths.append(chunk.tgt_lengths[keep])
             if src_text is not None:
-                src_text.writelines(_one_line(s) for s, k in zip(srcs, keep) if k)
-                tgt_text.writelines(_one_line(t) for t, k in zip(tgts, keep) if k)
+                src_text.writelines(_one_line(s) for s, k in zip(chunk.sources, keep) if k)
+                tgt_text.writelines(_one_line(t) for t, k in zip(chunk.targets, keep) if k)
     if pool:
         pool.close()
         pool.join()
@@ -194,6 +218,18 @@ def _encode_split(pairs: Iterable[tuple[str, str]], vocab: Vocab, rules: Cleanin
     np.save(directory / f"{split}.src_len.npy", src_lengths)
     np.save(directory / f"{split}.tgt_len.npy", tgt_lengths)
     return {"input": total, "kept": int(len(src_lengths)), "removed": counts}
+
+
+def _mark_duplicates(chunk: EncodedChunk, seen: set[bytes]) -> None:
+    """Kept pairs seen before (in this chunk or an earlier one) become DUPLICATE."""
+    if chunk.hashes is None:
+        return
+    for i, h in enumerate(chunk.hashes):
+        if chunk.reasons[i] == KEEP:
+            if h in seen:
+                chunk.reasons[i] = DUPLICATE
+            else:
+                seen.add(h)
 
 
 def _one_line(text: str) -> str:
