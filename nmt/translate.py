@@ -57,16 +57,16 @@ def translate(cfg: DictConfig) -> None:
         hyps = translator.translate_hypotheses(
             lines, settings, d.max_tokens, d.precision,
             attention_layer=config.attention_layer if config.attention_dir is not None else None, on_batch=bar.update)
-    outputs = [format_hypotheses(h, translator.vocab, d.nbest) for h in hyps]
     if config.attention_dir is not None:
         from nmt.plots import write_attention_maps
         write_attention_maps(Path(config.attention_dir), lines, hyps, translator, config.attention_count)
+    outputs = (format_hypotheses(h, translator.vocab, d.nbest) + "\n" for h in hyps)
     if config.output is None:
-        sys.stdout.writelines(line + "\n" for line in outputs)
+        sys.stdout.writelines(outputs)
         sys.stdout.flush()
     else:
         with atomic_open(config.output, "w") as f:
-            f.writelines(line + "\n" for line in outputs)
+            f.writelines(outputs)
 
 
 def main() -> None:

@@ -90,6 +90,29 @@ def test_resuming_from_last_continues_where_it_stopped(tmp_path, trained_run):
     assert after["optimizer"]["state"][0]["step"] == 18  # Adam's own count continued
 
 
+@pytest.mark.parametrize("model,differs", [(("model.embed_dim=32", "model.hidden_dim=64"), "hidden_dim: 48 vs 64"),
+                                           (("model=transformer_small",), "model type gru_attention")])
+def test_resuming_a_run_with_another_model_is_refused_saying_what_differs(tmp_path, trained_run, model, differs):
+    shutil.copytree(trained_run, tmp_path / "run")
+    before = (tmp_path / "run/checkpoints/last.pt").read_bytes()
+    same_data = [o for o in TINY_TRAIN if not o.startswith("model.")]
+    result = run_cli("train", *same_data, *model, "run_dir=run", f"data.cache_dir={trained_run.parent}/data/cache",
+                     cwd=tmp_path)
+    err = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("error: cannot resume from") and differs in err.splitlines()[-1], err
+    assert (tmp_path / "run/checkpoints/last.pt").read_bytes() == before
+
+
+def test_validation_decodes_with_the_runs_decode_settings(tmp_path, trained_run):
+    """decode.max_len_b=1 allows one output token: validation BLEU must collapse to 0."""
+    overrides = [o for o in TINY_TRAIN if not o.startswith("trainer.max_steps")]
+    result = run_cli("train", *overrides, "trainer.max_steps=1", "decode.max_len_a=0", "decode.max_len_b=1",
+                     "run_dir=run", f"data.cache_dir={trained_run.parent}/data/cache", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "bleu 0.00" in result.stderr.decode()
+
+
 def test_missing_checkpoint_is_one_line(tmp_path):
     _one_line_error(run_cli("translate", "checkpoint=nope.pt", cwd=tmp_path, stdin=b"x\n"), "nope.pt")
 

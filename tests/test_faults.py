@@ -251,3 +251,34 @@ def test_only_the_newest_periodic_checkpoints_are_kept(uninterrupted):
     names = sorted(p.name for p in (work / "run/checkpoints").iterdir())
     assert names == ["best.pt", "last.pt", "step_10.pt", "step_11.pt", "step_12.pt"]  # keep_last=3
     load_checkpoint(work / "run/checkpoints/best.pt")  # a hard link: loads even if its step was pruned
+
+
+def test_a_translation_that_fails_while_writing_leaves_the_previous_output_intact(tmp_path, trained_run,
+                                                                                   monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    import nmt.translate
+    from nmt.cli import CONFIG_DIR
+    from nmt.config import register_configs
+
+    (tmp_path / "in.en").write_text("A dog.\nThe cat sees the dog.\nA girl.\nTwo men.\n")
+    (tmp_path / "out.de").write_text("the previous translation\n")
+    written = []
+    real_format = nmt.translate.format_hypotheses
+
+    def fail_on_the_third_line(*args):
+        written.append(1)
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        return real_format(*args)
+
+    monkeypatch.setattr(nmt.translate, "format_hypotheses", fail_on_the_third_line)
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("translate", overrides=[f"checkpoint={trained_run}/checkpoints/last.pt",
+                                              f"input={tmp_path / 'in.en'}", f"output={tmp_path / 'out.de'}"])
+    with pytest.raises(OSError):
+        nmt.translate.translate(cfg)
+    assert len(written) == 3  # the failure came while the output was being written
+    assert (tmp_path / "out.de").read_text() == "the previous translation\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.en", "out.de"]
