@@ -1,0 +1,176 @@
+"""Prove that the README's Reliability table is backed by tests that fail when a guarantee breaks.
+
+For every row, each named sabotage is applied to a scratch copy of the repository (a text
+replacement in one file, so the break is exactly what its name says), the row's tests run
+against that copy, and they must fail. Then the same tests must pass on the real code.
+
+    python scripts/prove_guarantees.py [--row N ...] [--list]
+
+Prints a table (row, sabotage, tests, caught or missed), then one JSON line:
+{"rows": .., "caught": .., "missed": .., "sabotages": .., "real_code_passes": ..}. A row counts
+as caught when every one of its sabotages is. Takes several minutes: the tests kill and resume
+real training runs.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    name: str  # what breaks, as the README's table names it
+    file: str
+    old: str  # must occur exactly once in `file`
+    new: str
+
+
+@dataclass(frozen=True)
+class Row:
+    guarantee: str
+    tests: tuple[str, ...]
+    sabotages: tuple[Sabotage, ...]
+
+
+ROWS = (
+    Row("a killed run resumes exactly",
+        ("tests/test_faults.py::test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run",),
+        (Sabotage("a resume does not restore the RNG", "nmt/checkpoint.py",
+                  '    torch.set_rng_state(own["cpu"])\n', ""),
+         Sabotage("a resume restarts the epoch's batches", "nmt/checkpoint.py",
+                  '    parts.sampler.load_state_dict(payload["sampler"])\n', ""))),
+    Row("nothing is half-written",
+        ("tests/test_checkpoint.py::test_save_is_atomic_when_interrupted",
+         "tests/test_faults.py::test_a_translation_that_fails_while_writing_leaves_the_previous_output_intact",
+         "tests/test_faults.py::test_a_killed_prepare_leaves_nothing_that_looks_complete_and_the_next_one_cleans_up"),
+        (Sabotage("checkpoints are written in place", "nmt/checkpoint.py",
+                  '    with atomic_open(path, "wb") as f:\n        torch.save(payload, f)',
+                  '    with open(path, "wb") as f:\n        torch.save(payload, f)'),
+         Sabotage("translations are written without the temporary file", "nmt/translate.py",
+                  'with atomic_open(config.output, "w") as f:', 'with open(config.output, "w", encoding="utf-8") as f:'),
+         Sabotage("the cache is built in place", "nmt/data/cache.py",
+                  'building = cache_root / f".{directory.name}.building-{os.getpid()}"', "building = directory"),
+         Sabotage("abandoned cache builds are left behind", "nmt/data/cache.py",
+                  "    _remove_abandoned_builds(cache_root)\n", ""))),
+    Row("SIGTERM/SIGINT saves and exits 0",
+        ("tests/test_faults.py::test_a_signal_writes_a_checkpoint_and_exits_cleanly",),
+        (Sabotage("the signal handler saves nothing", "nmt/trainer.py",
+                  "            if self.validated_step != progress.step:\n"
+                  "                last_valid = self._validate_and_save()\n", ""),)),
+    Row("a non-finite step is skipped, counted and stops the run",
+        ("tests/test_training.py",),
+        (Sabotage("the NaN guard is removed", "nmt/update.py",
+                  "finite = math.isfinite(grad_norm)", "finite = True"),
+         Sabotage("a skipped step advances the schedule", "nmt/update.py",
+                  "        if finite:\n            self.parts.scheduler.step()\n",
+                  "        self.parts.scheduler.step()\n        if finite:\n"),
+         Sabotage("fp16 never stops on non-finite steps", "nmt/update.py",
+                  "        if progress.skipped_in_a_row >= self.settings.max_bad_steps:",
+                  "        if not self.parts.scaler.is_enabled() and progress.skipped_in_a_row >= "
+                  "self.settings.max_bad_steps:"),
+         Sabotage("the skip count is not saved", "nmt/checkpoint.py",
+                  '"rng": rng, "progress": asdict(progress)}',
+                  '"rng": rng, "progress": asdict(progress) | {"skipped_steps": 0}}'))),
+    Row("a full disk is one clear error and last.pt stays intact",
+        ("tests/test_faults.py::test_disk_full_is_a_clear_error_and_last_stays_intact",
+         "tests/test_faults.py::test_an_unwritable_run_directory_is_one_line"),
+        (Sabotage("a failed write is not reported as one", "nmt/trainer.py",
+                  "        except OSError as error:\n            raise NmtError(f\"cannot write checkpoint",
+                  "        except ValueError as error:\n            raise NmtError(f\"cannot write checkpoint"),
+         Sabotage("the run directory is not checked before Hydra", "nmt/cli.py",
+                  "            _check_run_dir(cfg)\n", "            pass\n"))),
+    Row("checkpoints never run code",
+        ("tests/test_checkpoint.py::test_a_checkpoint_that_would_run_code_is_refused",
+         "tests/test_checkpoint.py::test_a_plain_pickle_is_refused"),
+        (Sabotage("weights_only is dropped", "nmt/checkpoint.py", "weights_only=True", "weights_only=False"),)),
+    Row("resuming another model is refused",
+        ("tests/test_checkpoint.py::test_mismatches_say_what_differs",
+         "tests/test_cli.py::test_resuming_a_run_with_another_model_is_refused_saying_what_differs"),
+        (Sabotage("differences are not checked", "nmt/train.py",
+                  "        if mismatch:\n", "        if False:\n"),)),
+    Row("translate never crashes; one output line per input line",
+        ("tests/test_faults.py::test_translate_survives_any_input_with_one_line_out_per_line_in",
+         "tests/test_cli.py::test_translate_reads_stdin_and_keeps_empty_lines"),
+        (Sabotage("blank lines are dropped from the output", "nmt/translate.py",
+                  '+ "\\n" for h in hyps)', '+ "\\n" for h, line in zip(hyps, lines) if line.strip())'),)),
+    Row("config errors are one line",
+        ("tests/test_cli.py::test_config_errors_are_one_line", "tests/test_faults.py::test_config_errors_are_one_line"),
+        (Sabotage("composition errors are left to Hydra", "nmt/cli.py",
+                  "except (HydraException, OmegaConfBaseException) as error:", "except NmtError as error:"),)),
+    Row("a missing or corrupt checkpoint or input is one line",
+        ("tests/test_cli.py::test_missing_checkpoint_is_one_line", "tests/test_cli.py::test_corrupt_checkpoint_is_one_line",
+         "tests/test_cli.py::test_missing_input_file_is_one_line"),
+        (Sabotage("a damaged checkpoint's error escapes", "nmt/checkpoint.py",
+                  "except (RuntimeError, EOFError, KeyError, ValueError) as error:",
+                  "except ZeroDivisionError as error:"),)),
+)
+
+
+def copy_repository(destination: Path) -> None:
+    """The tracked and untracked-but-not-ignored files, as they are in the working tree."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+
+
+def apply(sabotage: Sabotage, tree: Path) -> None:
+    path = tree / sabotage.file
+    text = path.read_text()
+    if text.count(sabotage.old) != 1:
+        sys.exit(f"error: sabotage {sabotage.name!r} no longer applies to {sabotage.file} "
+                 f"(its text occurs {text.count(sabotage.old)} times); update it in {__file__}")
+    path.write_text(text.replace(sabotage.old, sabotage.new))
+
+
+def tests_pass(tree: Path, tests: tuple[str, ...]) -> bool:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                            cwd=tree, env=env, capture_output=True, timeout=1800)
+    return result.returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--row", type=int, action="append", help="only these rows (1-based); repeatable")
+    parser.add_argument("--list", action="store_true", help="list the rows and sabotages, run nothing")
+    args = parser.parse_args()
+    rows = [(i, row) for i, row in enumerate(ROWS, start=1) if not args.row or i in args.row]
+    print(f"{'row':<4} {'guarantee':<58} {'sabotage':<52} result")
+    results: dict[int, list[bool]] = {}
+    for number, row in rows:
+        for sabotage in row.sabotages:
+            caught = None
+            if not args.list:
+                with tempfile.TemporaryDirectory(prefix="sabotaged-") as scratch:
+                    copy_repository(Path(scratch))
+                    apply(sabotage, Path(scratch))
+                    caught = not tests_pass(Path(scratch), row.tests)
+                results.setdefault(number, []).append(caught)
+            verdict = "-" if caught is None else "caught" if caught else "MISSED"
+            print(f"{number:<4} {row.guarantee[:58]:<58} {sabotage.name[:52]:<52} {verdict}", flush=True)
+    for number, row in rows:
+        print(f"     row {number} tests: {' '.join(row.tests)}")
+    if args.list:
+        return
+    all_tests = tuple(dict.fromkeys(test for _, row in rows for test in row.tests))
+    real_passes = tests_pass(ROOT, all_tests)
+    print(f"the same tests on the real code: {'pass' if real_passes else 'FAIL'}")
+    caught_rows = sum(all(r) for r in results.values())
+    print(json.dumps({"rows": len(results), "caught": caught_rows, "missed": len(results) - caught_rows,
+                      "sabotages": sum(len(r) for r in results.values()), "real_code_passes": real_passes}))
+
+
+if __name__ == "__main__":
+    main()
