@@ -85,7 +85,7 @@ def _train(config: TrainConfig, valid_search: SearchSettings | None, run_dir: Pa
             f.write(vocab.proto)
         parameters = sum(p.numel() for p in model.parameters())
         log.info("model %s: %.1fM parameters, device %s, %s, %d training pairs", config.model.name,
-                 parameters / 1e6, device, precision, len(train_data))
+                 parameters / 1e6, device, precision.value, len(train_data))
     return trainer.fit()
 
 

@@ -8,10 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from nmt.checkpoint import average_checkpoints, periodic_checkpoints, save_checkpoint  # noqa: E402
-from nmt.errors import NmtError  # noqa: E402
+from nmt.checkpoint import average_checkpoints, periodic_checkpoints, save_checkpoint
+from nmt.errors import NmtError
 
 
 def main() -> None:

@@ -49,16 +49,18 @@ def measure(model_name: str, seconds: float, overrides: list[str], profile: bool
     torch.manual_seed(0)
     model = build_model(config.model, len(vocab)).to(device)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(model, config.model, vocab, EncodedSplit(cache, "train"), None, config.trainer,
-                          config.optim, config.data.max_tokens, Path(run_dir), device, precision, DistInfo())
-        batches = iter(trainer.sampler)
+        trainer = Trainer(model=model, model_config=config.model, vocab=vocab, train=EncodedSplit(cache, "train"),
+                          valid=None, valid_search=None, settings=config.trainer, optim=config.optim,
+                          max_tokens=config.data.max_tokens, run_dir=Path(run_dir), device=device,
+                          precision=precision, dist=DistInfo())
+        batches = iter(trainer.parts.sampler)
         for _ in range(3):  # warm-up: allocator, kernels, compile
-            trainer.train_step([next(batches)])
+            trainer.step([next(batches)])
         if profile:
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]
                                         + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])) as prof:
                 for _ in range(5):
-                    trainer.train_step([next(batches)])
+                    trainer.step([next(batches)])
             sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
             print(prof.key_averages().table(sort_by=sort, row_limit=15), file=sys.stderr)
         tokens, steps = 0.0, 0
@@ -66,14 +68,14 @@ def measure(model_name: str, seconds: float, overrides: list[str], profile: bool
             torch.cuda.synchronize()
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
-            tokens += trainer.train_step([next(batches)])["tokens"]
+            tokens += trainer.step([next(batches)]).tokens
             steps += 1
         if device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
     parameters = sum(p.numel() for p in model.parameters())
     return {"tokens_per_second": tokens / elapsed, "steps": steps, "seconds": elapsed, "parameters": parameters,
-            "device": str(device), "precision": precision, "tokens_per_step": tokens / max(steps, 1)}
+            "device": str(device), "precision": precision.value, "tokens_per_step": tokens / max(steps, 1)}
 
 
 def main() -> None:
