@@ -5,6 +5,7 @@ here, or a value of the wrong type, fails when the config is composed.
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -13,10 +14,19 @@ from omegaconf import MISSING
 from nmt.errors import NmtError
 
 
+class Source(Enum):
+    """Where a corpus comes from; each kind is one class in nmt/data/sources.py."""
+
+    builtin = "builtin"  # the generated grammar corpus
+    text = "text"  # line-aligned files PREFIX.<lang>
+    hf = "hf"  # a `datasets` dataset with a `translation: {lang: text}` feature, as wmt/wmt14
+    hf_columns = "hf_columns"  # a `datasets` dataset with one text column per language, as bentrevett/multi30k
+
+
 @dataclass
 class DataConfig:
-    # builtin: the generated grammar corpus; text: line-aligned files; hf: a `datasets` dataset.
-    source: str = "builtin"
+    # An Enum, so a misspelt kind fails when the config is composed, naming the allowed values.
+    source: Source = Source.builtin
     # Short name used for the cache key and run names.
     name: str = "builtin"
     # hf: hub id or local directory of the same layout.
