@@ -181,13 +181,25 @@ class TranslateConfig:
 
 
 @dataclass
+class EvalSetConfig:
+    # sacreBLEU's name of a standard test set (`sacrebleu --list`); it is downloaded once into ~/.sacrebleu.
+    sacrebleu: Optional[str] = None
+    langpair: str = "en-de"
+    # The same files in a local copy: test_root=DIR reads DIR/<local>.<src lang> and DIR/<local>.<tgt lang>.
+    local: Optional[str] = None
+
+
+@dataclass
 class EvaluateConfig:
     # A path, or a list of paths ([a,b]): several systems, the first is the baseline.
     hyp: Any = MISSING
     # A path, or a list of paths: several references per segment.
     ref: Any = None
-    # Where the test sets named in configs/test/ (test=wmt14, test=multi30k_2016) are read from.
-    test_root: str = "../shared/data"
+    # test=NAME (configs/test/: wmt14, wmt14_dev, multi30k_2016) fills this: references and sources
+    # of a standard test set; ref= and src= given as well take precedence.
+    test: EvalSetConfig = field(default_factory=EvalSetConfig)
+    # Read test=NAME's files from this local directory instead of sacreBLEU's download.
+    test_root: Optional[str] = None
     src: Optional[str] = None  # enables the breakdown by source length
     report_dir: str = "reports"
     bootstrap: int = 1000  # resamples for confidence intervals and the paired bootstrap test
