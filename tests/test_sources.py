@@ -5,7 +5,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import SHARED_DATA, run_cli
+from conftest import ROOT, SHARED_DATA, run_cli
 from nmt.cli import CONFIG_DIR
 from nmt.config import Source, register_configs
 from nmt.data import corpus_from_config
@@ -112,3 +112,8 @@ def test_prepare_cli_runs_offline_on_the_local_wmt14_copy(tmp_path):
     cache = tmp_path / result.stdout.decode().strip().splitlines()[-1]
     assert (cache / "valid.tgt.txt").read_text(encoding="utf-8").count("\n") == 3000
     assert (cache / "test.src.txt").read_text(encoding="utf-8").count("\n") == 3003
+
+
+def test_no_product_file_names_this_machines_data_directory():
+    files = [p for folder in ("nmt", "configs") for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".yaml")]
+    assert files and not [p for p in files if "shared/data" in p.read_text(encoding="utf-8")]
