@@ -45,8 +45,9 @@ def eval_set_files(test: EvalSetConfig, test_root: str | None) -> tuple[list[str
                 sacrebleu.utils.get_source_file(test.sacrebleu, test.langpair))
     # sacreBLEU exits on a bad download (SystemExit) and lets urllib's errors through (OSError).
     except (OSError, SystemExit) as error:
-        raise NmtError(f"test: sacreBLEU could not fetch {test.sacrebleu} {test.langpair} ({error}); without internet "
-                       f"pass test_root=DIR holding {test.local}.{src_lang} and .{tgt_lang}, or ref=FILE src=FILE") from None
+        raise NmtError(f"test: sacreBLEU could not fetch {test.sacrebleu} {test.langpair} ({error}); without "
+                       f"internet pass test_root=DIR holding {test.local}.{src_lang} and .{tgt_lang}, "
+                       "or ref=FILE src=FILE") from None
 
 
 def _system_names(paths: list[str]) -> list[str]:

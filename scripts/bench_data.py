@@ -153,9 +153,10 @@ def measure(work: Path, max_tokens: int) -> tuple[dict, dict]:
     iterate = [sys.executable, "-c", ITERATOR.format(cache=str(cache), max_tokens=max_tokens)]
     iterator_seconds, _, out = run_measured(iterate, ROOT)
     iterator = json.loads(out.strip().splitlines()[-1])
+    cache_mib = sum(p.stat().st_size for p in cache.iterdir()) / 2 ** 20
     return {"prepare_seconds": round(seconds, 1), "prepare_peak_rss_mib": round(prepare_rss),
             "iterator_peak_rss_mib": round(iterator["peak_rss_mib"]), "iterator_seconds": round(iterator_seconds),
-            "batches": iterator["batches"], "cache_mib": round(sum(p.stat().st_size for p in cache.iterdir()) / 2 ** 20),
+            "batches": iterator["batches"], "cache_mib": round(cache_mib),
             "padding_fraction": round(iterator["padding_fraction"], 4)}, stats
 
 

@@ -107,7 +107,8 @@ def test_test_set_shortcut_reads_sacrebleus_copy_by_default(tmp_path):
     cached = tmp_path / "sacrebleu/multi30k/2016"
     cached.mkdir(parents=True)
     for field, lang in (("src", "en"), ("ref", "de")):
-        (cached / f"multi30k_2016.en-de.{field}").write_bytes((SHARED_DATA / f"multi30k/test_2016_flickr.{lang}").read_bytes())
+        original = SHARED_DATA / f"multi30k/test_2016_flickr.{lang}"
+        (cached / f"multi30k_2016.en-de.{field}").write_bytes(original.read_bytes())
     hyp = SHARED_DATA / "multi30k/test_2016_flickr.de"
     result = run_cli("evaluate", f"hyp={hyp}", "test=multi30k_2016", "report_dir=out", "bootstrap=0",
                      "randomization=0", cwd=tmp_path, env={"SACREBLEU": str(tmp_path / "sacrebleu")})

@@ -39,7 +39,8 @@ def test_constant_schedule_values():
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
-    corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 200, "valid": 0, "test": 0}, builtin_seed=1))
+    corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 200, "valid": 0, "test": 0},
+                                    builtin_seed=1))
     return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False),
                          VocabSettings(120, "unigram", 10_000, 1.0), root, workers=1)
 
