@@ -29,11 +29,11 @@ class DataConfig:
     source: Source = Source.builtin
     # Short name used for the cache key and run names.
     name: str = "builtin"
-    # hf: hub id or local directory of the same layout.
+    # hf, hf_columns: hub id (wmt/wmt14, bentrevett/multi30k) or local directory of the same layout.
     path: Optional[str] = None
-    # hf: dataset config name, e.g. "de-en" for wmt/wmt14.
+    # hf, hf_columns: dataset config name, e.g. "de-en" for wmt/wmt14.
     hf_config: Optional[str] = None
-    # hf: split names in the dataset for our train / valid / test.
+    # hf, hf_columns: split names in the dataset for our train / valid / test.
     hf_splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
     )

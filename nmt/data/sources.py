@@ -48,7 +48,7 @@ class Corpus(Protocol):
 
 
 class BuiltinCorpus:
-    """The generated grammar corpus (English→German whatever the languages say, as it always was);
+    """The generated grammar corpus, always English→German (the language settings do not apply);
     valid and test hold no source sentence of the splits before them."""
 
     def __init__(self, spec: CorpusSpec):
