@@ -36,11 +36,11 @@ if [ $dry = 1 ]; then
   translate=(--device cpu --single 2)
 else
   data=(data=multi30k "data.path=$data_path")
-  bench=(--data multi30k --data-path "$data_path" --seconds 10)
+  bench=(--data multi30k --data-path "$data_path" --seconds 8)
   bench_base=("${bench[@]}" --precision bf16 --compile both)
   bench_big=("${bench[@]}" --precision bf16 --compile off)
   train=(experiment=multi30k_transformer "data.path=$data_path" trainer.max_minutes=3 trainer.valid_every=1000)
-  translate=(--single 100)
+  translate=(--single 50)
 fi
 
 step() { echo "== $* ($(date +%T))" >&2; }
