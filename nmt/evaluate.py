@@ -8,6 +8,7 @@ local copy, `test_root=DIR`). It loads no model.
 """
 
 import json
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -40,6 +41,8 @@ def eval_set_files(test: EvalSetConfig, test_root: str | None) -> tuple[list[str
         return [str(root / f"{test.local}.{tgt_lang}")], str(root / f"{test.local}.{src_lang}")
     import sacrebleu.utils
 
+    # Its "Downloading URL" line would come before our one-line error when there is no network.
+    logging.getLogger("sacrebleu").setLevel(logging.WARNING)
     try:
         return (sacrebleu.utils.get_reference_files(test.sacrebleu, test.langpair),
                 sacrebleu.utils.get_source_file(test.sacrebleu, test.langpair))
