@@ -14,6 +14,15 @@ from omegaconf import MISSING
 from nmt.errors import NmtError
 
 
+class Source(Enum):
+    """Where a corpus comes from; each kind is one class in nmt/data/sources.py."""
+
+    builtin = "builtin"  # the generated grammar corpus
+    text = "text"  # line-aligned files PREFIX.<lang>
+    hf = "hf"  # a `datasets` dataset with a `translation: {lang: text}` feature, as wmt/wmt14
+    hf_columns = "hf_columns"  # a `datasets` dataset with one text column per language, as bentrevett/multi30k
+
+
 class OutputLayer(Enum):
     linear = "linear"
     deep = "deep"
@@ -44,15 +53,15 @@ class InvalidLines(Enum):
 
 @dataclass
 class DataConfig:
-    # builtin: the generated grammar corpus; text: line-aligned files; hf: a `datasets` dataset.
-    source: str = "builtin"
+    # An Enum, so a misspelt kind fails when the config is composed, naming the allowed values.
+    source: Source = Source.builtin
     # Short name used for the cache key and run names.
     name: str = "builtin"
-    # hf: hub id or local directory of the same layout.
+    # hf, hf_columns: hub id (wmt/wmt14, bentrevett/multi30k) or local directory of the same layout.
     path: Optional[str] = None
-    # hf: dataset config name, e.g. "de-en" for wmt/wmt14.
+    # hf, hf_columns: dataset config name, e.g. "de-en" for wmt/wmt14.
     hf_config: Optional[str] = None
-    # hf: split names in the dataset for our train / valid / test.
+    # hf, hf_columns: split names in the dataset for our train / valid / test.
     hf_splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
     )
@@ -198,13 +207,25 @@ class TranslateConfig:
 
 
 @dataclass
+class EvalSetConfig:
+    # sacreBLEU's name of a standard test set (`sacrebleu --list`); it is downloaded once into ~/.sacrebleu.
+    sacrebleu: Optional[str] = None
+    langpair: str = "en-de"
+    # The same files in a local copy: test_root=DIR reads DIR/<local>.<src lang> and DIR/<local>.<tgt lang>.
+    local: Optional[str] = None
+
+
+@dataclass
 class EvaluateConfig:
     # A path, or a list of paths ([a,b]): several systems, the first is the baseline.
     hyp: Any = MISSING
     # A path, or a list of paths: several references per segment.
     ref: Any = None
-    # Where the test sets named in configs/test/ (test=wmt14, test=multi30k_2016) are read from.
-    test_root: str = "../shared/data"
+    # test=NAME (configs/test/: wmt14, wmt14_dev, multi30k_2016) fills this: references and sources
+    # of a standard test set; ref= and src= given as well take precedence.
+    test: EvalSetConfig = field(default_factory=EvalSetConfig)
+    # Read test=NAME's files from this local directory instead of sacreBLEU's download.
+    test_root: Optional[str] = None
     src: Optional[str] = None  # enables the breakdown by source length
     report_dir: str = "reports"
     bootstrap: int = 1000  # resamples for confidence intervals and the paired bootstrap test

@@ -3,16 +3,18 @@ written as DIR/report.md and DIR/report.json (plus PNG charts when matplotlib is
 
 Several systems (`hyp=[base.txt,new.txt]`) are compared against the first with paired
 significance tests; several references (`ref=[r1,r2]`) score each segment against all.
-It loads no model.
+`test=NAME` takes references and sources from a standard test set through sacreBLEU (or from a
+local copy, `test_root=DIR`). It loads no model.
 """
 
 import json
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli import run_stage, setup_logging
-from nmt.config import EvaluateConfig
+from nmt.config import EvaluateConfig, EvalSetConfig
 from nmt.errors import NmtError
 from nmt.io import atomic_write_text
 from nmt.metrics import (check_aligned, corpus_scores, length_breakdown, paired_tests, read_segments,
@@ -28,6 +30,27 @@ def _paths(value) -> list[str]:
     if value is None:
         return []
     return [str(v) for v in value] if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [str(value)]
+
+
+def eval_set_files(test: EvalSetConfig, test_root: str | None) -> tuple[list[str], str]:
+    """Reference files and source file of a standard test set: from `test_root` when given, else
+    sacreBLEU's copy, downloaded on first use."""
+    src_lang, _, tgt_lang = test.langpair.partition("-")
+    if test_root:
+        root = Path(test_root).expanduser()
+        return [str(root / f"{test.local}.{tgt_lang}")], str(root / f"{test.local}.{src_lang}")
+    import sacrebleu.utils
+
+    # Its "Downloading URL" line would come before our one-line error when there is no network.
+    logging.getLogger("sacrebleu").setLevel(logging.WARNING)
+    try:
+        return (sacrebleu.utils.get_reference_files(test.sacrebleu, test.langpair),
+                sacrebleu.utils.get_source_file(test.sacrebleu, test.langpair))
+    # sacreBLEU exits on a bad download (SystemExit) and lets urllib's errors through (OSError).
+    except (OSError, SystemExit) as error:
+        raise NmtError(f"test: sacreBLEU could not fetch {test.sacrebleu} {test.langpair} ({error}); without "
+                       f"internet pass test_root=DIR holding {test.local}.{src_lang} and .{tgt_lang}, "
+                       "or ref=FILE src=FILE") from None
 
 
 def _system_names(paths: list[str]) -> list[str]:
@@ -123,8 +146,11 @@ def render_markdown(report: dict) -> str:
 def evaluate(cfg: DictConfig) -> None:
     setup_logging()
     config: EvaluateConfig = OmegaConf.to_object(cfg)
-    report = build_report(_paths(config.hyp), _paths(config.ref), config.src, config.bootstrap,
-                          config.randomization, config.worst)
+    refs, src = _paths(config.ref), config.src
+    if config.test.sacrebleu and not refs:
+        refs, test_src = eval_set_files(config.test, config.test_root)
+        src = src or test_src
+    report = build_report(_paths(config.hyp), refs, src, config.bootstrap, config.randomization, config.worst)
     directory = Path(config.report_dir)
     write_plots(report, directory)
     atomic_write_text(directory / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")

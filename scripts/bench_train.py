@@ -1,96 +1,188 @@
-"""Training throughput: target tokens per second of forward, backward and optimizer step on
-real Multi30k batches, for each model on the current device.
+"""Training throughput: target tokens per second, peak memory and model FLOPs utilisation (MFU) of
+forward, backward and optimizer step on real Multi30k batches, per model, precision and eager or
+compiled, on the current device.
 
-    python scripts/bench_train.py [--model NAME ...] [--seconds S] [--profile]
+    python scripts/bench_train.py [--model NAME ...] [--precision fp32 bf16 fp16] [--compile off|on|both]
+        [--seconds S | --steps N] [--data multi30k] [--data-path DIR] [--profile] [OVERRIDE ...]
 
-Prints a table, then (last line) one JSON object {model name: tokens per second}.
+On a GPU the default measures fp32, bf16 and fp16, each eager and compiled; on a CPU, fp32 eager
+(MFU is not applicable: there is no peak to compare with). Batches are drawn across epochs for as
+long as the measurement runs. Prints a table, then (last line) one JSON object of the figures.
 """
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
+from itertools import product
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from nmt.cli import CONFIG_DIR  # noqa: E402
-from nmt.config import register_configs  # noqa: E402
-from nmt.data import prepare_from_config  # noqa: E402
-from nmt.data.cache import EncodedSplit  # noqa: E402
-from nmt.data.vocab import Vocab  # noqa: E402
-from nmt.distributed import DistInfo  # noqa: E402
-from nmt.models import build_model  # noqa: E402
-from nmt.precision import resolve_device, resolve_precision  # noqa: E402
-from nmt.trainer import Trainer  # noqa: E402
+from nmt.cli import CONFIG_DIR
+from nmt.config import Precision, TrainConfig, register_configs
+from nmt.data import prepare_from_config
+from nmt.data.batching import TokenBatchSampler
+from nmt.data.cache import EncodedSplit
+from nmt.data.vocab import Vocab
+from nmt.distributed import DistInfo
+from nmt.flops import TRAIN_FACTOR, forward_flops, peak_flops
+from nmt.models import build_model
+from nmt.precision import resolve_device, resolve_precision
+from nmt.trainer import Trainer
 
 MODELS = ["gru_bahdanau", "transformer_small", "transformer_base", "transformer_big"]
 
 
-def load_config(model: str, overrides: list[str]):
+def load_config(model: str, data: str, data_path: str | None, precision: str, compiled: bool,
+                overrides: list[str]) -> TrainConfig:
     register_configs()
+    chosen = [f"data={data}", f"model={model}", f"trainer.precision={precision}", f"trainer.compile={compiled}"]
+    if data_path:
+        chosen.append(f"data.path={data_path}")
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        cfg = compose("train", overrides=["data=multi30k", f"model={model}", *overrides])
-    return OmegaConf.to_object(cfg)
+        return OmegaConf.to_object(compose("train", overrides=[*chosen, *overrides]))
 
 
-def measure(model_name: str, seconds: float, overrides: list[str], profile: bool) -> dict:
-    config = load_config(model_name, overrides)
+def _make_trainer(model: torch.nn.Module, config: TrainConfig, vocab: Vocab, train: EncodedSplit, run_dir: Path,
+                  device: torch.device, precision: str) -> Trainer:
+    """The one place this script builds a Trainer (its construction is the trainer module's to change)."""
+    return Trainer(model=model, model_config=config.model, vocab=vocab, train=train, valid=None, valid_search=None,
+                   settings=config.trainer, optim=config.optim, max_tokens=config.data.max_tokens, run_dir=run_dir,
+                   device=device, precision=Precision(precision), dist=DistInfo())
+
+
+def endless(sampler: TokenBatchSampler) -> Iterator[np.ndarray]:
+    """Batches for as long as they are asked for: each pass over the sampler is its next epoch."""
+    while True:
+        yield from sampler
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak RSS
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _profile(trainer: Trainer, batches: Iterator[np.ndarray], device: torch.device) -> None:
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(5):
+            trainer.step([next(batches)])
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=15), file=sys.stderr)
+
+
+def timed_steps(trainer: Trainer, config: TrainConfig, vocab_size: int, batches: Iterator[np.ndarray],
+                device: torch.device, seconds: float, steps: int) -> dict:
+    """Train for `steps` steps (or `seconds` when steps is 0); tokens, steps, seconds and FLOPs."""
+    train = trainer.train_data
+    tokens = flops = 0.0
+    done = 0
+    _synchronize(device)
+    start = time.perf_counter()
+    while (done < steps) if steps else (time.perf_counter() - start < seconds):
+        indices = next(batches)
+        # Lengths as the batch has them: the source with EOS, the target with BOS (or EOS).
+        flops += TRAIN_FACTOR * forward_flops(config.model, vocab_size, train.src_lengths[indices] + 1,
+                                              train.tgt_lengths[indices] + 1)
+        tokens += trainer.step([indices]).tokens
+        done += 1
+    _synchronize(device)
+    return {"tokens": tokens, "steps": done, "seconds": time.perf_counter() - start, "flops": flops}
+
+
+def measure(model_name: str, precision: str, compiled: bool, args: argparse.Namespace) -> dict | None:
+    config = load_config(model_name, args.data, args.data_path, precision, compiled, args.overrides)
     device = resolve_device(config.trainer.device)
-    precision = resolve_precision(config.trainer.precision, device)
+    if resolve_precision(Precision(precision), device) is not Precision(precision):
+        print(f"skipped {model_name} {precision}: not available on {device}", file=sys.stderr)
+        return None
     cache = prepare_from_config(config.data)
     vocab = Vocab.from_file(str(cache / "spm.model"))
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch._dynamo.reset()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     model = build_model(config.model, len(vocab)).to(device)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(model=model, model_config=config.model, vocab=vocab, train=EncodedSplit(cache, "train"),
-                          valid=None, valid_search=None, settings=config.trainer, optim=config.optim,
-                          max_tokens=config.data.max_tokens, run_dir=Path(run_dir), device=device,
-                          precision=precision, dist=DistInfo())
-        batches = iter(trainer.parts.sampler)
-        for _ in range(3):  # warm-up: allocator, kernels, compile
+        trainer = _make_trainer(model, config, vocab, EncodedSplit(cache, "train"), Path(run_dir), device, precision)
+        batches = endless(trainer.parts.sampler)
+        # Warm-up: allocator, kernels; compiled, also the recompiles for the first few batch shapes.
+        for _ in range(args.warmup * (4 if compiled else 1)):
             trainer.step([next(batches)])
-        if profile:
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]
-                                        + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])) as prof:
-                for _ in range(5):
-                    trainer.step([next(batches)])
-            sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-            print(prof.key_averages().table(sort_by=sort, row_limit=15), file=sys.stderr)
-        tokens, steps = 0.0, 0
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            tokens += trainer.step([next(batches)]).tokens
-            steps += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-    parameters = sum(p.numel() for p in model.parameters())
-    return {"tokens_per_second": tokens / elapsed, "steps": steps, "seconds": elapsed, "parameters": parameters,
-            "device": str(device), "precision": precision.value, "tokens_per_step": tokens / max(steps, 1)}
+        if args.profile:
+            _profile(trainer, batches, device)
+        timed = timed_steps(trainer, config, len(vocab), batches, device, args.seconds, args.steps)
+        epoch = trainer.parts.sampler.state.epoch  # 0-based, of the last batch drawn
+    peak = peak_flops(device_name(device), precision) if device.type == "cuda" else None
+    achieved = timed["flops"] / timed["seconds"]
+    return {"model": model_name, "precision": precision, "compiled": compiled,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "tokens_per_second": timed["tokens"] / timed["seconds"], "steps": timed["steps"],
+            "epoch": epoch, "tokens_per_step": timed["tokens"] / max(timed["steps"], 1),
+            "peak_memory_mib": _peak_memory_mib(device), "achieved_tflops": achieved / 1e12,
+            "mfu": achieved / peak[0] if peak else None, "peak": peak[1] if peak else None}
+
+
+def print_table(device: torch.device, results: list[dict]) -> None:
+    memory = "peak CUDA memory allocated" if device.type == "cuda" else "peak process RSS"
+    print(f"device: {device_name(device)}; memory: {memory}; MFU against the listed dense peak")
+    print(f"{'model':<18} {'params':>8} {'prec':>5} {'compiled':>8} {'tok/step':>9} {'steps':>6} {'epoch':>6} "
+          f"{'tok/s':>9} {'MiB':>7} {'TFLOP/s':>8} {'MFU':>6}  peak")
+    for r in results:
+        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
+        print(f"{r['model']:<18} {r['parameters'] / 1e6:>7.1f}M {r['precision']:>5} {str(r['compiled']):>8} "
+              f"{r['tokens_per_step']:>9.0f} {r['steps']:>6} {r['epoch']:>6} {r['tokens_per_second']:>9.0f} "
+              f"{r['peak_memory_mib']:>7.0f} {r['achieved_tflops']:>8.3f} {mfu:>6}  {r['peak'] or 'n/a (no GPU)'}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="*", default=MODELS, help="model configs to measure")
+    parser.add_argument("--precision", nargs="*", choices=["fp32", "bf16", "fp16"],
+                        help="default: all three on a GPU, fp32 on a CPU")
+    parser.add_argument("--compile", choices=["off", "on", "both"], help="default: both on a GPU, off on a CPU")
+    parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per configuration")
+    parser.add_argument("--steps", type=int, default=0, help="timed steps per configuration instead of --seconds")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (4x as many when compiled)")
+    parser.add_argument("--data", default="multi30k", help="data config (configs/data/)")
+    parser.add_argument("--data-path", help="data.path: the hub id by default, or a local copy of its layout")
+    parser.add_argument("--profile", action="store_true", help="print the top operators of 5 steps")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.max_tokens=8192")
+    return parser.parse_args()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="*", default=MODELS, help="model configs to measure")
-    parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per model")
-    parser.add_argument("--profile", action="store_true", help="print the top operators of 5 steps")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. trainer.precision=bf16")
-    args = parser.parse_args()
-    results = {name: measure(name, args.seconds, args.overrides, args.profile) for name in args.model}
-    print(f"{'model':<20} {'params':>8} {'device':>7} {'prec':>5} {'tok/step':>9} {'steps':>6} {'tok/s':>9}")
-    for name, r in results.items():
-        print(f"{name:<20} {r['parameters'] / 1e6:>7.1f}M {r['device']:>7} {r['precision']:>5} "
-              f"{r['tokens_per_step']:>9.0f} {r['steps']:>6} {r['tokens_per_second']:>9.0f}")
-    print(json.dumps({name: round(r["tokens_per_second"], 1) for name, r in results.items()}))
+    args = parse_args()
+    device = resolve_device("auto")
+    gpu = device.type == "cuda"
+    precisions = args.precision or (["fp32", "bf16", "fp16"] if gpu else ["fp32"])
+    compile_choice = args.compile or ("both" if gpu else "off")
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_choice]
+    results = [r for name, precision, compiled in product(args.model, precisions, compiles)
+               if (r := measure(name, precision, compiled, args)) is not None]
+    print_table(device, results)
+    rounded = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in results]
+    print(json.dumps({"device": device_name(device), "results": rounded}))
 
 
 if __name__ == "__main__":

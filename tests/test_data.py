@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 
+from nmt.config import Source
 from nmt.data.builtin import generate_pairs, number_words
 from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
 from nmt.data.cleaning import EMPTY, IDENTICAL, KEEP, RATIO, TOO_LONG, CleaningRules, removal_reason
-from nmt.data.sources import Corpus, CorpusSpec
+from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.data.vocab import Vocab
 from nmt.errors import NmtError
 
@@ -59,7 +60,7 @@ def _write_corpus(directory, pairs, name="train"):
 
 
 def _corpus(directory):
-    return Corpus(CorpusSpec("text", "en", "de", prefixes={"train": str(directory / "train"),
+    return open_corpus(CorpusSpec(Source.text, "en", "de", prefixes={"train": str(directory / "train"),
                                                            "valid": str(directory / "valid")}))
 
 
@@ -134,7 +135,7 @@ def test_misaligned_text_files_are_a_clear_error(tmp_path):
     _write_corpus(tmp_path, [("a", "b"), ("c", "d")])
     with open(tmp_path / "train.en", "a") as f:
         f.write("extra\n")
-    corpus = Corpus(CorpusSpec("text", "en", "de", prefixes={"train": str(tmp_path / "train")}))
+    corpus = open_corpus(CorpusSpec(Source.text, "en", "de", prefixes={"train": str(tmp_path / "train")}))
     with pytest.raises(NmtError, match="differ in length"):
         list(corpus.pairs("train"))
 

@@ -150,11 +150,12 @@ def test_disk_full_is_a_clear_error_and_last_stays_intact(tmp_path, monkeypatch)
 
 
 def _tiny_cache(tmp_path):
+    from nmt.config import Source
     from nmt.data.cache import VocabSettings, prepare_cache
     from nmt.data.cleaning import CleaningRules
-    from nmt.data.sources import Corpus, CorpusSpec
+    from nmt.data.sources import CorpusSpec, open_corpus
 
-    corpus = Corpus(CorpusSpec("builtin", "en", "de", builtin_sizes={"train": 100, "valid": 0, "test": 0}))
+    corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 100, "valid": 0, "test": 0}))
     return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False), VocabSettings(100, "unigram", 10_000, 1.0),
                          tmp_path / "cache", workers=1)
 

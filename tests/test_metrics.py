@@ -8,8 +8,9 @@ import pytest
 import sacrebleu
 
 from conftest import SHARED_DATA, run_cli
+from nmt.config import EvalSetConfig
 from nmt.errors import NmtError
-from nmt.evaluate import REPORT_KEYS, build_report
+from nmt.evaluate import REPORT_KEYS, build_report, eval_set_files
 from nmt.metrics import read_segments
 
 REFS = ["Ein Mann fährt mit dem Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau liest ein Buch im Park.",
@@ -86,11 +87,45 @@ def test_empty_file_is_an_error(tmp_path):
         read_segments(tmp_path / "empty")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "multi30k").is_dir(), reason="needs ../shared/data")
-def test_test_set_shortcut_reads_the_configured_references(tmp_path):
+needs_multi30k = pytest.mark.skipif(not (SHARED_DATA / "multi30k").is_dir(), reason="needs ../shared/data")
+
+
+@needs_multi30k
+def test_test_set_shortcut_reads_a_local_copy_under_test_root(tmp_path):
     ref = SHARED_DATA / "multi30k/test_2016_flickr.de"
     result = run_cli("evaluate", f"hyp={ref}", "test=multi30k_2016", f"test_root={SHARED_DATA}",
                      "report_dir=out", "bootstrap=0", "randomization=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert report["bleu"]["score"] == pytest.approx(100.0) and report["lines"] == 1000 and report["length_buckets"]
+
+
+@needs_multi30k
+def test_test_set_shortcut_reads_sacrebleus_copy_by_default(tmp_path):
+    # sacreBLEU keeps processed test sets as $SACREBLEU/<name>/<name_>.<langpair>.{src,ref}; with
+    # them in place it downloads nothing, so this runs offline through the default path.
+    cached = tmp_path / "sacrebleu/multi30k/2016"
+    cached.mkdir(parents=True)
+    for field, lang in (("src", "en"), ("ref", "de")):
+        original = SHARED_DATA / f"multi30k/test_2016_flickr.{lang}"
+        (cached / f"multi30k_2016.en-de.{field}").write_bytes(original.read_bytes())
+    hyp = SHARED_DATA / "multi30k/test_2016_flickr.de"
+    result = run_cli("evaluate", f"hyp={hyp}", "test=multi30k_2016", "report_dir=out", "bootstrap=0",
+                     "randomization=0", cwd=tmp_path, env={"SACREBLEU": str(tmp_path / "sacrebleu")})
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert report["references"] == [str(cached / "multi30k_2016.en-de.ref")] and report["length_buckets"]
+
+
+def test_a_test_set_that_cannot_be_downloaded_says_to_pass_local_files(monkeypatch):
+    import urllib.error
+
+    import sacrebleu.utils
+
+    def offline(*args):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(sacrebleu.utils, "get_reference_files", offline)
+    test = EvalSetConfig(sacrebleu="wmt14/full", langpair="en-de", local="wmt14/newstest2014")
+    with pytest.raises(NmtError, match="test_root=DIR holding wmt14/newstest2014.en and .de, or ref=FILE"):
+        eval_set_files(test, None)

@@ -1,16 +1,19 @@
-"""Corpus sources: the hub layout offline, the hub id by default, and one-line errors."""
+"""Corpus sources: both hub layouts offline, the hub ids by default, one-line errors, and a
+built-in corpus whose held-out splits are held out."""
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import SHARED_DATA, run_cli
+from conftest import ROOT, SHARED_DATA, run_cli
 from nmt.cli import CONFIG_DIR
-from nmt.config import register_configs
+from nmt.config import Source, register_configs
 from nmt.data import corpus_from_config
+from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.errors import NmtError
 
 HF_WMT = SHARED_DATA / "hf" / "wmt14"
+HF_MULTI30K = SHARED_DATA / "hf" / "bentrevett-multi30k"
 needs_shared = pytest.mark.skipif(not HF_WMT.is_dir(), reason="needs ../shared/data")
 
 
@@ -22,8 +25,52 @@ def _data_config(*overrides):
 
 def test_wmt14_without_a_path_names_the_hub_dataset():
     data = _data_config("data=wmt14_en_de")
-    assert (data.source, data.path, data.hf_config) == ("hf", "wmt/wmt14", "de-en")
+    assert (data.source, data.path, data.hf_config) == (Source.hf, "wmt/wmt14", "de-en")
     assert data.hf_splits == {"train": "train", "valid": "validation", "test": "test"}
+
+
+def test_multi30k_without_a_path_names_the_hub_dataset():
+    data = _data_config("data=multi30k")
+    assert (data.source, data.path, data.hf_config) == (Source.hf_columns, "bentrevett/multi30k", None)
+
+
+def test_a_misspelt_source_fails_at_composition_naming_the_key_and_the_choices(tmp_path):
+    result = run_cli("prepare", "data.source=hub", cwd=tmp_path)
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "data.source" in err and all(kind.value in err for kind in Source)
+
+
+@needs_shared
+def test_multi30k_local_copy_loads_offline_through_the_hub_code_path():
+    corpus = corpus_from_config(_data_config("data=multi30k", f"data.path={HF_MULTI30K}"))
+    multi30k = SHARED_DATA / "multi30k"
+    for split, name in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
+        en = (multi30k / f"{name}.en").read_text(encoding="utf-8").splitlines()
+        de = (multi30k / f"{name}.de").read_text(encoding="utf-8").splitlines()
+        pairs = list(corpus.pairs(split))
+        assert len(pairs) == len(en) and pairs[0] == (en[0], de[0]) and pairs[-1] == (en[-1], de[-1])
+
+
+@needs_shared
+@pytest.mark.parametrize("source,path,config,message", [
+    ("hf", HF_MULTI30K, "null", "data.source=hf_columns"),
+    ("hf_columns", HF_WMT, "de-en", "data.source=hf$"),
+])
+def test_the_wrong_hub_layout_names_the_right_source(source, path, config, message):
+    with pytest.raises(NmtError, match=message):
+        corpus_from_config(_data_config("data=multi30k", f"data.source={source}", f"data.path={path}",
+                                        f"data.hf_config={config}"))
+
+
+def test_builtin_valid_and_test_share_no_source_sentence_with_earlier_splits():
+    corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de",
+                                    builtin_sizes={"train": 12000, "valid": 300, "test": 300}, builtin_seed=1234))
+    train = {src for src, _ in corpus.pairs("train")}
+    valid = [src for src, _ in corpus.pairs("valid")]
+    test = [src for src, _ in corpus.pairs("test")]
+    assert len(valid) == len(test) == 300
+    assert not train & set(valid) and not (train | set(valid)) & set(test)
 
 
 @needs_shared
@@ -41,7 +88,7 @@ def test_local_hub_layout_loads_offline_in_both_directions():
 @needs_shared
 @pytest.mark.parametrize("overrides,message", [
     (["data.hf_config=fr-en"], "fr-en"),
-    (["data.src_lang=fr"], "language 'fr' is not in the data"),
+    (["data.src_lang=fr"], "language 'fr' is not in split"),
     (["data.path=/no/such/dataset"], "no such directory"),
 ])
 def test_bad_dataset_settings_are_clear_errors(overrides, message):
@@ -65,3 +112,8 @@ def test_prepare_cli_runs_offline_on_the_local_wmt14_copy(tmp_path):
     cache = tmp_path / result.stdout.decode().strip().splitlines()[-1]
     assert (cache / "valid.tgt.txt").read_text(encoding="utf-8").count("\n") == 3000
     assert (cache / "test.src.txt").read_text(encoding="utf-8").count("\n") == 3003
+
+
+def test_no_product_file_names_this_machines_data_directory():
+    files = [p for folder in ("nmt", "configs") for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".yaml")]
+    assert files and not [p for p in files if "shared/data" in p.read_text(encoding="utf-8")]

@@ -6,14 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
 import torch.nn.functional as F
 
-from nmt.config import GRUConfig, OptimConfig, Precision, TrainerConfig
+from nmt.config import GRUConfig, OptimConfig, Precision, Source, TrainerConfig
+from nmt.data.batching import collate
 from nmt.data.cache import VocabSettings, prepare_cache, EncodedSplit
 from nmt.data.cleaning import CleaningRules
-from nmt.data.sources import Corpus, CorpusSpec
-from nmt.data.batching import collate
+from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.data.vocab import PAD_ID, Vocab
 from nmt.distributed import DistInfo
 from nmt.errors import NmtError
@@ -45,7 +44,8 @@ def test_constant_schedule_values():
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
-    corpus = Corpus(CorpusSpec("builtin", "en", "de", builtin_sizes={"train": 200, "valid": 0, "test": 0}, builtin_seed=1))
+    corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 200, "valid": 0, "test": 0},
+                                    builtin_seed=1))
     return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False),
                          VocabSettings(120, "unigram", 10_000, 1.0), root, workers=1)
 

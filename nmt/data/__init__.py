@@ -5,11 +5,11 @@ from pathlib import Path
 from nmt.config import DataConfig
 from nmt.data.cache import VocabSettings, prepare_cache
 from nmt.data.cleaning import CleaningRules
-from nmt.data.sources import Corpus, CorpusSpec
+from nmt.data.sources import Corpus, CorpusSpec, open_corpus
 
 
 def corpus_from_config(data: DataConfig) -> Corpus:
-    return Corpus(CorpusSpec(
+    return open_corpus(CorpusSpec(
         source=data.source, src_lang=data.src_lang, tgt_lang=data.tgt_lang, path=data.path,
         hf_config=data.hf_config, hf_splits=dict(data.hf_splits),
         prefixes={"train": data.train, "valid": data.valid, "test": data.test},

@@ -128,3 +128,14 @@ def generate_pairs(size: int, seed: int) -> Iterator[tuple[str, str]]:
     rng = random.Random(seed)
     for _ in range(size):
         yield _sentence(rng)
+
+
+def heldout_pairs(size: int, seed: int, exclude: set[str]) -> Iterator[tuple[str, str]]:
+    """`size` pairs drawn as `generate_pairs` draws them, skipping any whose English is in `exclude`."""
+    rng = random.Random(seed)
+    produced = 0
+    while produced < size:
+        en, de = _sentence(rng)
+        if en not in exclude:
+            produced += 1
+            yield en, de
