@@ -1,0 +1,56 @@
+"""The one place the service touches the model: load it, decode a batch of lines, and turn
+hypotheses into text, subword tokens and attention rows. The rest of nmt/serve goes through here,
+so a change in the Translator's API is adapted in this file alone."""
+
+from nmt.config import DecodeConfig
+from nmt.translator import Hypothesis, SearchSettings, Translator
+
+END = "</s>"  # the EOS the model reads after the source and emits after the target
+
+
+class Engine:
+    def __init__(self, translator: Translator, decode: DecodeConfig):
+        self.translator, self.decode_config = translator, decode
+
+    @classmethod
+    def load(cls, checkpoint: str, device: str, decode: DecodeConfig, attention_layer: int) -> "Engine":
+        """One call, so whatever `Translator.from_checkpoint` accepts can be served."""
+        translator = Translator.from_checkpoint(checkpoint, device)
+        # The Transformer reports one decoder layer's cross-attention, chosen on the model (the GRU has one).
+        if hasattr(translator.model, "attention_layer"):
+            translator.model.attention_layer = attention_layer
+        return cls(translator, decode)
+
+    def costs(self, lines: list[str]) -> list[int]:
+        """What each line adds to a batch: its source tokens with EOS, once per beam, as search counts them."""
+        ids, _ = self.translator.encode_lines(lines)
+        return [(len(x) + 1) * self.decode_config.beam_size for x in ids]
+
+    def decode(self, lines: list[str], nbest: int, need_attention: bool) -> list[list[Hypothesis]]:
+        """The `nbest` best hypotheses per line; blocking, so the service runs it off the event loop."""
+        d = self.decode_config
+        settings = SearchSettings(beam_size=d.beam_size, length_penalty=d.length_penalty, length_norm=d.length_norm,
+                                  max_len_a=d.max_len_a, max_len_b=d.max_len_b, nbest=nbest)
+        return self.translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision,
+                                                    need_attention=need_attention)
+
+    def text(self, hypothesis: Hypothesis) -> str:
+        return self.translator.vocab.decode(hypothesis.tokens)
+
+    def target_tokens(self, hypothesis: Hypothesis) -> list[str]:
+        return self.translator.vocab.pieces(hypothesis.tokens) + [END]
+
+    def source_tokens(self, line: str) -> list[str]:
+        """The subwords the model read, cut where it cuts them; a blank line is not decoded at all."""
+        if not line.strip():
+            return []
+        ids, _ = self.translator.encode_lines([line])
+        return self.translator.vocab.pieces(ids[0]) + [END]
+
+    @staticmethod
+    def attention(hypothesis: Hypothesis, source_count: int) -> list[list[float]] | None:
+        """One row per target token (EOS included), one column per source token; padding cut off."""
+        if hypothesis.attention is None:
+            return None
+        rows = hypothesis.attention[:len(hypothesis.tokens) + 1, :source_count].float()
+        return [[round(w, 4) for w in row] for row in rows.tolist()]
