@@ -3,7 +3,7 @@
 from nmt.config import ServeConfig
 from nmt.serve.batcher import Batcher
 from nmt.serve.engine import Engine
-from nmt.serve.schemas import (DetectedLanguage, Health, Language, TextFormat, TranslateRequest, TranslateResponse,
+from nmt.serve.schemas import (DetectedLanguage, Health, Language, TranslateRequest, TranslateResponse,
                                V1Hypothesis, V1Request, V1Response, V1Translation)
 from nmt.serve.validation import ApiError, check_key, check_lines, validate
 from nmt.translator import Hypothesis
@@ -49,7 +49,7 @@ class Service:
         """LibreTranslate's answer; a text with several lines is translated line by line."""
         request = validate(TranslateRequest, payload)
         check_key(request.api_key, self.keys)
-        if request.format is TextFormat.html:
+        if request.format == "html":
             raise ApiError(400, "format html is not supported: this model translates plain text; send format=text")
         self._check_languages(request.source, request.target)
         self._check_nbest("alternatives", request.alternatives + 1)

@@ -1,0 +1,123 @@
+"""The service's HTTP API in process: LibreTranslate's endpoints as its clients call them, /v1, the page."""
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import SERVE_LINES
+from nmt.config import DecodeConfig, ServeConfig
+from nmt.serve.app import STATIC, create_app
+from nmt.serve.engine import Engine
+
+
+def make_client(checkpoint, **settings) -> TestClient:
+    config = ServeConfig(checkpoint=str(checkpoint), **settings)
+    return TestClient(create_app(Engine.load(config.checkpoint, "cpu", config.decode, -1), config))
+
+
+@pytest.fixture(scope="module")
+def client(trained_run):
+    with make_client(trained_run / "checkpoints" / "best.pt") as c:
+        yield c
+
+
+def libre(client, **body):
+    return client.post("/translate", json={"source": "en", "target": "de"} | body)
+
+
+def test_a_string_q_gets_the_cli_translation_as_a_string(client, cli_translations):
+    response = libre(client, q=SERVE_LINES[0])
+    assert response.status_code == 200
+    assert response.json() == {"translatedText": cli_translations[SERVE_LINES[0]]}
+
+
+def test_a_list_q_gets_a_list_in_the_same_order(client, cli_translations):
+    response = libre(client, q=SERVE_LINES)
+    assert response.json()["translatedText"] == [cli_translations[line] for line in SERVE_LINES]
+
+
+def test_a_form_body_is_read_like_json(client, cli_translations):
+    response = client.post("/translate", data={"q": SERVE_LINES[2], "source": "en", "target": "de"})
+    assert response.json() == {"translatedText": cli_translations[SERVE_LINES[2]]}
+
+
+def test_repeated_form_fields_are_a_list_q(client, cli_translations):
+    response = client.post("/translate", data={"q": SERVE_LINES[:2], "source": "en", "target": "de"})
+    assert response.json()["translatedText"] == [cli_translations[line] for line in SERVE_LINES[:2]]
+
+
+def test_a_text_of_several_lines_is_translated_line_by_line(client, cli_translations):
+    response = libre(client, q="\n".join(SERVE_LINES[:3]))
+    assert response.json()["translatedText"] == "\n".join(cli_translations[line] for line in SERVE_LINES[:3])
+
+
+def test_alternatives_are_the_next_best_translations(client):
+    best = client.post("/v1/translate", json={"q": SERVE_LINES[0], "nbest": 3}).json()["translations"][0]
+    response = libre(client, q=SERVE_LINES[0], alternatives=2).json()
+    assert response["translatedText"] == best["hypotheses"][0]["text"]
+    assert response["alternatives"] == [h["text"] for h in best["hypotheses"][1:]]
+
+
+def test_a_list_q_gets_one_list_of_alternatives_per_text(client):
+    response = libre(client, q=SERVE_LINES[:2], alternatives=1).json()
+    assert [len(a) for a in response["alternatives"]] == [1, 1]
+
+
+def test_auto_source_reports_the_models_source_language(client):
+    assert libre(client, q="hello", source="auto").json()["detectedLanguage"]["language"] == "en"
+    listed = libre(client, q=["hello", "a"], source="auto").json()["detectedLanguage"]
+    assert [d["language"] for d in listed] == ["en", "en"]
+
+
+def test_languages_lists_the_source_with_its_target(client):
+    assert client.get("/languages").json() == [{"code": "en", "name": "English", "targets": ["de"]}]
+
+
+def test_v1_gives_nbest_with_scores_in_ranking_order(client):
+    hyps = client.post("/v1/translate", json={"q": [SERVE_LINES[2]], "nbest": 4}).json()["translations"][0]["hypotheses"]
+    assert len(hyps) == 4
+    assert [h["score"] for h in hyps] == sorted((h["score"] for h in hyps), reverse=True)
+    assert all(h["attention"] is None and h["tokens"][-1] == "</s>" for h in hyps)
+
+
+def test_v1_attention_has_a_row_per_target_token_and_a_column_per_source_token(client):
+    found = client.post("/v1/translate", json={"q": SERVE_LINES[5], "attention": True}).json()["translations"][0]
+    assert found["source_tokens"][-1] == "</s>"
+    hyp = found["hypotheses"][0]
+    assert len(hyp["attention"]) == len(hyp["tokens"])
+    assert all(len(row) == len(found["source_tokens"]) and abs(sum(row) - 1) < 1e-2 for row in hyp["attention"])
+
+
+def test_health_says_ok_and_what_is_served(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["beam_size"] == 5 and body["api_key_required"] is False
+
+
+def test_the_page_and_every_asset_it_names_are_served_by_the_service(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<textarea" in page.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/static/") for a in assets)
+    for asset in assets:
+        assert client.get(asset).status_code == 200
+    for path in STATIC.iterdir():  # nothing fetched from elsewhere: the page works offline
+        if path.suffix in (".html", ".js", ".css"):
+            assert "http://" not in path.read_text() and "https://" not in path.read_text(), path
+
+
+def test_the_openapi_page_documents_the_request_and_response_bodies(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    body = paths["/translate"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/x-www-form-urlencoded"} <= set(body)
+    assert "q" in body["application/json"]["schema"]["properties"]
+    assert "$defs" not in str(body)  # every reference resolves within the page
+    answer = paths["/translate"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.endswith("/TranslateResponse")
+
+
+def test_a_transformer_reports_the_chosen_cross_attention_layer(tiny_transformer_run):
+    checkpoint = str(tiny_transformer_run / "checkpoints" / "best.pt")
+    engines = [Engine.load(checkpoint, "cpu", DecodeConfig(), layer) for layer in (0, -1)]
+    first, last = (e.decode(["the cat sees the dog ."], 1, True)[0][0] for e in engines)
+    assert first.tokens == last.tokens and not first.attention.equal(last.attention)
