@@ -36,8 +36,8 @@ def serve(cfg: DictConfig) -> None:
     setup_logging()
     config: ServeConfig = OmegaConf.to_object(cfg)
     check_serve(config)
+    sock = bind(config.host, config.port)  # first: a taken port fails before seconds of loading
     engine = Engine.load(config.checkpoint, config.device, config.decode, config.attention_layer)
-    sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(uvicorn.Config(create_app(engine, config), log_config=None, access_log=False,
                                            timeout_graceful_shutdown=GRACEFUL_SECONDS))
