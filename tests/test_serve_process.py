@@ -8,6 +8,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+
 from conftest import SERVE_LINES, run_cli, serving
 
 

@@ -71,6 +71,8 @@ function drawHeatmap(source, target, weights) {
     top.append(th);
   }
   const body = document.createElement("tbody");
+  // Shade relative to the strongest weight, so a diffuse map still shows where the model looked most.
+  const strongest = Math.max(1e-6, ...weights.flat());
   target.forEach((token, row) => {
     const tr = body.insertRow();
     const th = document.createElement("th");
@@ -79,7 +81,7 @@ function drawHeatmap(source, target, weights) {
     source.forEach((sourceToken, col) => {
       const weight = (weights[row] || [])[col] || 0;
       const td = tr.insertCell();
-      td.style.background = `rgba(40, 86, 201, ${weight.toFixed(3)})`;
+      td.style.background = `rgba(40, 86, 201, ${(weight / strongest).toFixed(3)})`;
       td.dataset.label = `${sourceToken} → ${token}: ${weight.toFixed(3)}`;
       td.setAttribute("aria-label", td.dataset.label);
     });
