@@ -92,6 +92,11 @@ def test_unknown_paths_and_methods_get_json_errors(client):
     assert client.get("/translate").status_code == 405 and "error" in client.get("/translate").json()
 
 
+@pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2F..%2Fconfig.py"])
+def test_no_path_reaches_a_file_outside_the_pages_assets(client, path):
+    assert client.get(path).status_code == 404
+
+
 def test_without_a_valid_key_a_request_gets_403_and_is_never_decoded(engine):
     with client_for(engine, api_keys=["k1"]) as keyed:
         before = engine.decoded
