@@ -116,15 +116,3 @@ def served(trained_run, tmp_path_factory) -> Iterator[str]:
     """The tiny GRU served on loopback for the whole session; its base URL."""
     with serving(trained_run / "checkpoints" / "best.pt", cwd=tmp_path_factory.mktemp("serve")) as (_, url):
         yield url
-
-
-@pytest.fixture(scope="session")
-def tiny_transformer_run(tmp_path_factory) -> Path:
-    """A tiny Transformer (two decoder layers) trained through the CLI; its run directory."""
-    work = tmp_path_factory.mktemp("transformer")
-    result = run_cli("train", *TINY_DATA, "model=transformer_small", "model.d_model=32", "model.ffn_dim=64",
-                     "model.heads=2", "model.encoder_layers=1", "model.decoder_layers=2", "trainer.max_steps=6",
-                     "trainer.valid_every=6", "trainer.valid_bleu=false", "data.max_tokens=800",
-                     "trainer.threads=1", "run_dir=run", cwd=work)
-    assert result.returncode == 0, result.stderr.decode()
-    return work / "run"

@@ -9,17 +9,16 @@ END = "</s>"  # the EOS the model reads after the source and emits after the tar
 
 
 class Engine:
-    def __init__(self, translator: Translator, decode: DecodeConfig):
+    def __init__(self, translator: Translator, decode: DecodeConfig, attention_layer: int = -1):
         self.translator, self.decode_config = translator, decode
+        # The Transformer reports one decoder layer's cross-attention, chosen on the model (the GRU has one).
+        if hasattr(translator.model, "attention_layer"):
+            translator.model.attention_layer = attention_layer
 
     @classmethod
     def load(cls, checkpoint: str, device: str, decode: DecodeConfig, attention_layer: int) -> "Engine":
         """One call, so whatever `Translator.from_checkpoint` accepts can be served."""
-        translator = Translator.from_checkpoint(checkpoint, device)
-        # The Transformer reports one decoder layer's cross-attention, chosen on the model (the GRU has one).
-        if hasattr(translator.model, "attention_layer"):
-            translator.model.attention_layer = attention_layer
-        return cls(translator, decode)
+        return cls(Translator.from_checkpoint(checkpoint, device), decode, attention_layer)
 
     def costs(self, lines: list[str]) -> list[int]:
         """What each line adds to a batch: its source tokens with EOS, once per beam, as search counts them."""
