@@ -2,7 +2,8 @@
 
     python scripts/bench_serve.py --checkpoint PATH [--input test.en] [--seconds 20] [--levels 1,8,32,64]
 
-Starts the service, warms it up with one burst at the highest level, then for each level runs
+Starts the service, warms it up at the highest level (long enough for the allocator to reach its
+high-water mark, so `rss_growth` measures growth under steady load, not first use), then for each level runs
 that many clients for a fixed time, each sending one sentence per LibreTranslate /translate request
 and the next as soon as the answer comes. Prints a table, then (last line) one JSON object.
 """
@@ -119,6 +120,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="per level")
     parser.add_argument("--levels", default="1,8,32,64")
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds at the highest level, not counted")
     parser.add_argument("--screenshot", help="also save a screenshot of the page here")
     parser.add_argument("serve_overrides", nargs="*", help="more nmt.serve overrides, e.g. max_wait_ms=10")
     return parser.parse_args()
@@ -132,7 +134,7 @@ def main() -> None:
     process, url = start_service(args.checkpoint, args.beam, args.serve_overrides, log)
     try:
         counter = [0]
-        asyncio.run(level(url, lines, max(levels), 3.0, counter))  # warm-up, not counted
+        asyncio.run(level(url, lines, max(levels), args.warmup, counter))
         rss_start = rss_bytes(process.pid)
         results, rss = {}, {}
         for clients in levels:
@@ -144,14 +146,16 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=60)
-    print(f"{len(lines)} sentences from {args.input}; {args.checkpoint} at beam {args.beam}; {args.seconds:g} s per level")
+    print(f"{len(lines)} sentences from {args.input}; {args.checkpoint} at beam {args.beam}; "
+          f"{args.warmup:g} s warm-up, {args.seconds:g} s per level")
     print(f"{'clients':>7} {'sent/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'errors':>6} {'RSS MiB':>8}")
     for clients, r in results.items():
         print(f"{clients:>7} {r['sentences_per_second']:>8.1f} {r['p50_seconds']:>7.3f} {r['p95_seconds']:>7.3f} "
               f"{r['p99_seconds']:>7.3f} {r['errors']:>6} {rss[clients] / 2**20:>8.0f}")
     print(f"service RSS {rss_start / 2**20:.0f} MiB at the first level's start, growth {growth:+.1%} by the end")
     print(json.dumps({"clients": results, "rss_growth": round(growth, 4), "rss_start_bytes": rss_start,
-                      "beam_size": args.beam, "seconds_per_level": args.seconds}))
+                      "beam_size": args.beam, "seconds_per_level": args.seconds,
+                      "warmup_seconds": args.warmup}))
 
 
 if __name__ == "__main__":
