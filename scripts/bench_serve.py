@@ -2,8 +2,7 @@
 
     python scripts/bench_serve.py --checkpoint PATH [--input test.en] [--seconds 20] [--levels 1,8,32,64]
 
-Starts the service, warms it up at the highest level (long enough for the allocator to reach its
-high-water mark, so `rss_growth` measures growth under steady load, not first use), then for each level runs
+Starts the service, warms it up for a few seconds at the highest level, then for each level runs
 that many clients for a fixed time, each sending one sentence per LibreTranslate /translate request
 and the next as soon as the answer comes. Prints a table, then (last line) one JSON object.
 """
@@ -120,7 +119,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="per level")
     parser.add_argument("--levels", default="1,8,32,64")
     parser.add_argument("--beam", type=int, default=5)
-    parser.add_argument("--warmup", type=float, default=15.0, help="seconds at the highest level, not counted")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the highest level, not counted")
     parser.add_argument("--screenshot", help="also save a screenshot of the page here")
     parser.add_argument("serve_overrides", nargs="*", help="more nmt.serve overrides, e.g. max_wait_ms=10")
     return parser.parse_args()

@@ -2,10 +2,24 @@
 hypotheses into text, subword tokens and attention rows. The rest of nmt/serve goes through here,
 so a change in the Translator's API is adapted in this file alone."""
 
+import ctypes
+import ctypes.util
+
 from nmt.config import DecodeConfig
 from nmt.translator import Hypothesis, SearchSettings, Translator
 
 END = "</s>"  # the EOS the model reads after the source and emits after the target
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 class Engine:
@@ -30,8 +44,13 @@ class Engine:
         d = self.decode_config
         settings = SearchSettings(beam_size=d.beam_size, length_penalty=d.length_penalty, length_norm=d.length_norm,
                                   max_len_a=d.max_len_a, max_len_b=d.max_len_b, nbest=nbest)
-        return self.translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision,
-                                                    need_attention=need_attention)
+        found = self.translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision,
+                                                     need_attention=need_attention)
+        # glibc keeps a batch's freed tensor buffers in its heaps, so a long-running service's memory
+        # would ratchet up to its largest batch ever; hand them back to the OS after each batch.
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
+        return found
 
     def text(self, hypothesis: Hypothesis) -> str:
         return self.translator.vocab.decode(hypothesis.tokens)
