@@ -1,6 +1,7 @@
 """The service's HTTP API in process: LibreTranslate's endpoints as its clients call them, /v1, the page."""
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -119,13 +120,46 @@ def test_the_openapi_page_documents_the_request_and_response_bodies(client):
     assert answer.endswith("/TranslateResponse")
 
 
-def test_a_transformer_reports_the_chosen_cross_attention_layer(client):
+@pytest.fixture(scope="module")
+def one_thread():
+    """Decoding in the test's own thread: one torch thread keeps it quick on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def transformer_translator(client, one_thread) -> Translator:
+    """An untrained tiny Transformer over the tiny run's vocabulary: two decoder layers to choose from."""
     vocab = client.app.state.service.engine.translator.vocab
     torch.manual_seed(0)
     model = TransformerModel(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=2, heads=2,
                              ffn_dim=32, dropout=0.0, max_positions=64)
+    return Translator(model, vocab, torch.device("cpu"))
+
+
+def test_a_transformer_reports_the_chosen_cross_attention_layer(transformer_translator):
     found = {}
     for layer in (0, 1, -1):
-        engine = Engine(Translator(model, vocab, torch.device("cpu")), DecodeConfig(), attention_layer=layer)
+        engine = Engine(transformer_translator, DecodeConfig(), attention_layer=layer)
         found[layer] = engine.decode(["the cat sees the dog ."], 1, True)[0][0].attention
     assert found[1].equal(found[-1]) and not found[0].equal(found[1])
+
+
+def test_a_sentence_decoded_in_a_crowd_of_requests_equals_it_decoded_alone(transformer_translator):
+    # Short outputs keep the untrained model quick; the search is the same at any length.
+    engine = Engine(transformer_translator, DecodeConfig(beam_size=3, max_len_a=0.5, max_len_b=4))
+    alone = {line: engine.decode([line], 3, False)[0] for line in SERVE_LINES}
+    batches = []
+    engine.decode = lambda lines, nbest, attention: batches.append(lines) or Engine.decode(engine, lines, nbest,
+                                                                                          attention)
+    config = ServeConfig(checkpoint="unused", max_wait_ms=300)  # long enough for every request to join
+    with TestClient(create_app(engine, config)) as crowd, ThreadPoolExecutor(len(SERVE_LINES)) as pool:
+        answers = list(pool.map(lambda line: crowd.post("/v1/translate", json={"q": line, "nbest": 3}).json(),
+                                SERVE_LINES))
+    assert len(batches) < len(SERVE_LINES)
+    for line, answer in zip(SERVE_LINES, answers):
+        got = answer["translations"][0]["hypotheses"]
+        assert [h["text"] for h in got] == [engine.text(h) for h in alone[line]]
+        assert [h["score"] for h in got] == pytest.approx([h.score for h in alone[line]], abs=1e-5)
