@@ -7,7 +7,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from conftest import SERVE_LINES
+from conftest import SERVE_LINES, SHORT_OUTPUTS
 from nmt.config import DecodeConfig, ServeConfig
 from nmt.serve.app import STATIC, create_app
 from nmt.models.transformer import TransformerModel
@@ -16,7 +16,7 @@ from nmt.translator import Translator
 
 
 def make_client(checkpoint, **settings) -> TestClient:
-    config = ServeConfig(checkpoint=str(checkpoint), **settings)
+    config = ServeConfig(checkpoint=str(checkpoint), decode=DecodeConfig(**SHORT_OUTPUTS), **settings)
     return TestClient(create_app(Engine.load(config.checkpoint, "cpu", config.decode, -1), config))
 
 

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nmt.config import ServeConfig
+from conftest import SHORT_OUTPUTS
+from nmt.config import DecodeConfig, ServeConfig
 from nmt.serve.app import create_app
 from nmt.serve.engine import Engine
 
@@ -31,8 +32,8 @@ class CountingEngine(Engine):
 
 @pytest.fixture(scope="module")
 def engine(trained_run) -> CountingEngine:
-    config = ServeConfig(checkpoint=str(trained_run / "checkpoints" / "best.pt"))
-    return CountingEngine(Engine.load(config.checkpoint, "cpu", config.decode, -1))
+    checkpoint = str(trained_run / "checkpoints" / "best.pt")
+    return CountingEngine(Engine.load(checkpoint, "cpu", DecodeConfig(**SHORT_OUTPUTS), -1))
 
 
 def client_for(engine, **settings) -> TestClient:
