@@ -23,7 +23,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused as soon as it is known to exceed `limit` bytes: from its declared
     length before reading anything, else while it streams in."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body of {declared} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
