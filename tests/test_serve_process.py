@@ -8,6 +8,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+from libretranslatepy import LibreTranslateAPI
 
 from conftest import SERVE_LINES, run_cli, serving
 
@@ -33,6 +34,13 @@ def test_concurrent_requests_each_get_the_cli_translation(served, cli_translatio
     answers = translate_each_at_once(served, lines)
     assert [a[0] for a in answers] == [200] * len(lines)
     assert [a[1]["translatedText"] for a in answers] == [cli_translations[line] for line in lines]
+
+
+def test_libretranslates_own_python_client_works_unchanged(served, cli_translations):
+    client = LibreTranslateAPI(served)
+    assert client.translate(SERVE_LINES[0], "en", "de") == cli_translations[SERVE_LINES[0]]
+    assert client.languages() == [{"code": "en", "name": "English", "targets": ["de"]}]
+    assert client.detect(SERVE_LINES[0]) == [{"confidence": 100.0, "language": "en"}]
 
 
 def test_sigterm_answers_every_request_in_flight_then_exits_0(trained_run, tmp_path, cli_translations):

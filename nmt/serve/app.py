@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from nmt.config import ServeConfig
 from nmt.serve.batcher import Batcher, Overloaded
 from nmt.serve.engine import Engine
-from nmt.serve.schemas import (ErrorResponse, Health, Language, TranslateRequest, TranslateResponse, V1Request,
+from nmt.serve.schemas import (DetectedLanguage, DetectRequest, ErrorResponse, Health, Language, TranslateRequest, TranslateResponse, V1Request,
                                V1Response)
 from nmt.serve.translation import Service
 from nmt.serve.validation import ApiError, read_payload
@@ -54,6 +54,12 @@ def _add_routes(app: FastAPI) -> None:
     async def translate(request: Request) -> TranslateResponse:
         payload = await read_payload(request, request.app.state.body_limit)
         return await request.app.state.service.libre_translate(payload)
+
+    @app.post("/detect", response_model=list[DetectedLanguage], responses=ERRORS,
+              openapi_extra=_body_doc(DetectRequest, form=True), summary="The text's language (LibreTranslate's API)")
+    async def detect(request: Request) -> list[DetectedLanguage]:
+        payload = await read_payload(request, request.app.state.body_limit)
+        return request.app.state.service.detect(payload)
 
     @app.get("/languages", response_model=list[Language], summary="The model's languages (LibreTranslate's API)")
     async def languages(request: Request) -> list[Language]:

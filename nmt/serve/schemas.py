@@ -21,6 +21,12 @@ class TranslateRequest(BaseModel):
     api_key: StrictStr = ""
 
 
+class DetectRequest(BaseModel):
+    """LibreTranslate's POST /detect."""
+    q: StrictStr
+    api_key: StrictStr = ""
+
+
 class DetectedLanguage(BaseModel):
     confidence: float
     language: str

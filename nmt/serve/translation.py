@@ -3,7 +3,7 @@
 from nmt.config import ServeConfig
 from nmt.serve.batcher import Batcher
 from nmt.serve.engine import Engine
-from nmt.serve.schemas import (DetectedLanguage, Health, Language, TranslateRequest, TranslateResponse,
+from nmt.serve.schemas import (DetectedLanguage, DetectRequest, Health, Language, TranslateRequest, TranslateResponse,
                                V1Hypothesis, V1Request, V1Response, V1Translation)
 from nmt.serve.validation import ApiError, check_key, check_lines, validate
 from nmt.translator import Hypothesis
@@ -20,6 +20,15 @@ class Service:
     def languages(self) -> list[Language]:
         source, target = self.config.source_language, self.config.target_language
         return [Language(code=source, name=NAMES.get(source, source), targets=[target])]
+
+    def detect(self, payload: dict) -> list[DetectedLanguage]:
+        """The model reads one language, so that is what every text is taken to be (as source=auto)."""
+        request = validate(DetectRequest, payload)
+        check_key(request.api_key, self.keys)
+        return [self._detected()]
+
+    def _detected(self) -> DetectedLanguage:
+        return DetectedLanguage(confidence=100.0, language=self.config.source_language)
 
     def health(self) -> Health:
         c = self.config
@@ -60,7 +69,7 @@ class Service:
         best = [self._join(hyps, 0) for hyps in per_text]
         others = [[self._join(hyps, k) for k in range(1, max(len(h) for h in hyps))] for hyps in per_text]
         single = isinstance(request.q, str)
-        detected = DetectedLanguage(confidence=100.0, language=self.config.source_language)
+        detected = self._detected()
         return TranslateResponse(
             translatedText=best[0] if single else best,
             alternatives=(others[0] if single else others) if request.alternatives else None,
