@@ -104,6 +104,7 @@ def test_without_a_valid_key_a_request_gets_403_and_is_never_decoded(engine):
         assert keyed.post("/translate", json=OK).status_code == 403
         assert keyed.post("/translate", json=OK | {"api_key": "wrong"}).json() == {"error": "Invalid API key"}
         assert keyed.post("/v1/translate", json={"q": "the dog"}).status_code == 403
+        assert keyed.post("/detect", json={"q": "the dog"}).status_code == 403
         assert engine.decoded == before
         assert keyed.post("/translate", json=OK | {"api_key": "k1"}).status_code == 200
         assert keyed.post("/translate", data=OK | {"api_key": "k1"}).status_code == 200
@@ -126,9 +127,10 @@ def test_past_the_queue_limit_requests_get_429_with_retry_after(engine):
         engine.release.set()
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                       max_size=4), max_leaves=10)
+# What a JSON encoder can send: no NaN or infinity (random bytes below cover those and worse).
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.text(max_size=8), inner, max_size=4), max_leaves=10)
 field_values = st.one_of(json_values, st.text(max_size=60), st.lists(st.text(max_size=60), max_size=6))
 bodies = st.one_of(
     st.binary(max_size=300).map(lambda raw: {"content": raw, "headers": {"content-type": "application/json"}}),
@@ -141,7 +143,7 @@ bodies = st.one_of(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/translate", "/v1/translate"]), body=bodies)
+@given(path=st.sampled_from(["/translate", "/v1/translate", "/detect"]), body=bodies)
 def test_random_bodies_never_get_a_5xx_and_the_service_stays_healthy(client, path, body):
     response = client.post(path, **body)
     assert response.status_code < 500, response.text
