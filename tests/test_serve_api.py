@@ -79,7 +79,8 @@ def test_languages_lists_the_source_with_its_target(client):
 
 
 def test_v1_gives_nbest_with_scores_in_ranking_order(client):
-    hyps = client.post("/v1/translate", json={"q": [SERVE_LINES[2]], "nbest": 4}).json()["translations"][0]["hypotheses"]
+    found = client.post("/v1/translate", json={"q": [SERVE_LINES[2]], "nbest": 4}).json()["translations"][0]
+    hyps = found["hypotheses"]
     assert len(hyps) == 4
     assert [h["score"] for h in hyps] == sorted((h["score"] for h in hyps), reverse=True)
     assert all(h["attention"] is None and h["tokens"][-1] == "</s>" for h in hyps)

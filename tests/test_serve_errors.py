@@ -48,7 +48,8 @@ def client(engine):
 
 
 BAD = {
-    "malformed JSON": ({"content": b'{"q": "the dog",', "headers": {"content-type": "application/json"}}, "not valid JSON"),
+    "malformed JSON": ({"content": b'{"q": "the dog",', "headers": {"content-type": "application/json"}},
+                       "not valid JSON"),
     "not an object": ({"json": ["the dog"]}, "JSON object"),
     "q a number": ({"json": OK | {"q": 5}}, "q:"),
     "q a list of numbers": ({"json": OK | {"q": [1, 2]}}, "q:"),
@@ -128,7 +129,8 @@ def test_past_the_queue_limit_requests_get_429_with_retry_after(engine):
 
 
 # What a JSON encoder can send: no NaN or infinity (random bytes below cover those and worse).
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+           | st.text(max_size=20))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
     st.text(max_size=8), inner, max_size=4), max_leaves=10)
 field_values = st.one_of(json_values, st.text(max_size=60), st.lists(st.text(max_size=60), max_size=6))

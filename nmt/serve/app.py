@@ -13,8 +13,8 @@ from starlette.exceptions import HTTPException
 from nmt.config import ServeConfig
 from nmt.serve.batcher import Batcher, Overloaded
 from nmt.serve.engine import Engine
-from nmt.serve.schemas import (DetectedLanguage, DetectRequest, ErrorResponse, Health, Language, TranslateRequest, TranslateResponse, V1Request,
-                               V1Response)
+from nmt.serve.schemas import (DetectedLanguage, DetectRequest, ErrorResponse, Health, Language, TranslateRequest,
+                               TranslateResponse, V1Request, V1Response)
 from nmt.serve.translation import Service
 from nmt.serve.validation import ApiError, read_payload
 
