@@ -56,15 +56,27 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(trained_run, tmp_p
     assert [a[1]["translatedText"] for a in answers] == [cli_translations[line] for line in SERVE_LINES]
 
 
-def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(served):
-    address = urlparse(served)
+def raw_exchange(url: str, request: bytes) -> str:
+    """Send raw bytes as one HTTP request; the answer, read until its JSON body ends."""
+    address = urlparse(url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-        sock.sendall(b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 50000000\r\n\r\n{\"q\": ")
+        sock.sendall(request)
         answer = b""
-        while b"}" not in answer:  # recv would time out if the service waited for the 50 MB
+        while b"}" not in answer:  # recv times out if the service waits for more body
             answer += sock.recv(4096)
-    answer = answer.decode()
+    return answer.decode()
+
+
+def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(served):
+    answer = raw_exchange(served, b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  b"Content-Length: 50000000\r\n\r\n{\"q\": ")
+    assert answer.startswith("HTTP/1.1 413") and "over the limit of 1000000 bytes" in answer
+
+
+def test_a_body_without_a_declared_length_is_refused_once_it_passes_the_limit(served):
+    chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"  # 64 KiB chunks, 1.2 MB in all
+    answer = raw_exchange(served, b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 19 + b"0\r\n\r\n")
     assert answer.startswith("HTTP/1.1 413") and "over the limit of 1000000 bytes" in answer
 
 
