@@ -157,10 +157,11 @@ def test_a_sentence_decoded_in_a_crowd_of_requests_equals_it_decoded_alone(trans
                                                                                           attention)
     config = ServeConfig(checkpoint="unused", max_wait_ms=300)  # long enough for every request to join
     with TestClient(create_app(engine, config)) as crowd, ThreadPoolExecutor(len(SERVE_LINES)) as pool:
-        answers = list(pool.map(lambda line: crowd.post("/v1/translate", json={"q": line, "nbest": 3}).json(),
-                                SERVE_LINES))
+        # Batch mates differ in what they ask for: half want attention, n-best sizes vary.
+        bodies = [{"q": line, "nbest": 1 + i % 3, "attention": i % 2 == 0} for i, line in enumerate(SERVE_LINES)]
+        answers = list(pool.map(lambda body: crowd.post("/v1/translate", json=body).json(), bodies))
     assert len(batches) < len(SERVE_LINES)
-    for line, answer in zip(SERVE_LINES, answers):
-        got = answer["translations"][0]["hypotheses"]
-        assert [h["text"] for h in got] == [engine.text(h) for h in alone[line]]
-        assert [h["score"] for h in got] == pytest.approx([h.score for h in alone[line]], abs=1e-5)
+    for body, answer in zip(bodies, answers):
+        got, expected = answer["translations"][0]["hypotheses"], alone[body["q"]][:body["nbest"]]
+        assert [h["text"] for h in got] == [engine.text(h) for h in expected]
+        assert [h["score"] for h in got] == pytest.approx([h.score for h in expected], abs=1e-5)
