@@ -233,6 +233,29 @@ class EvaluateConfig:
     worst: int = 10  # lowest-chrF sentences listed
 
 
+@dataclass
+class ServeConfig:
+    checkpoint: str = MISSING
+    device: str = "auto"
+    # Loopback unless asked: a model server should not face a network by accident.
+    host: str = "127.0.0.1"
+    port: int = 5000  # LibreTranslate's port, so its clients' defaults work; 0 picks a free one
+    # A checkpoint does not record its languages; /languages and the source/target checks use these.
+    source_language: str = "en"
+    target_language: str = "de"
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # decode.max_tokens is the batch's token budget
+    attention_layer: int = -1  # Transformer: which decoder layer's cross-attention /v1 reports
+    # A batch waits this long for more requests once its first has come; more waiting trades latency for throughput.
+    max_wait_ms: float = 5.0
+    # Sentences accepted and not yet answered; past it requests get 429, so memory stays bounded.
+    max_queued_lines: int = 1024
+    max_chars: int = 1000  # per line
+    max_lines: int = 64  # per request
+    max_body_bytes: int = 1_000_000  # refused from the Content-Length header before the body is read
+    # With keys set, /translate and /v1/translate need one of them as api_key; empty: open.
+    api_keys: list[str] = field(default_factory=list)
+
+
 def _require(condition: bool, key: str, what: str) -> None:
     if not condition:
         raise NmtError(f"{key}: {what}")
@@ -275,11 +298,21 @@ def from_plain_fields(config_type: type[C], values: dict) -> C:
     return config_type(**{k: enums[k](v) if k in enums else v for k, v in values.items()})
 
 
+def check_serve(c: "ServeConfig") -> None:
+    _require(0 <= c.port <= 65535, "port", "must be between 0 and 65535")
+    _require(c.max_wait_ms >= 0, "max_wait_ms", "must be >= 0")
+    for key in ("max_queued_lines", "max_chars", "max_lines", "max_body_bytes"):
+        _require(getattr(c, key) >= 1, key, "must be at least 1")
+    _require(c.max_queued_lines >= c.max_lines, "max_queued_lines", f"must be at least max_lines={c.max_lines}")
+    _require(all(key.strip() for key in c.api_keys), "api_keys", "an empty key would let every request in; remove it")
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="serve_schema", node=ServeConfig)
     cs.store(group="model", name="gru_schema", node=GRUConfig)
     cs.store(group="model", name="transformer_schema", node=TransformerConfig)

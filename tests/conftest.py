@@ -1,7 +1,12 @@
 import os
+import re
 import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -59,3 +64,62 @@ def trained_run(tmp_path_factory) -> Path:
     result = run_cli("train", *TINY_TRAIN, "run_dir=run", cwd=work)
     assert result.returncode == 0, result.stderr.decode()
     return work / "run"
+
+
+# Sentences for the service's tests: short and long, from the built-in corpus's words and not.
+# The untrained tiny models write until their length limit; a short limit keeps decoding quick, and
+# the CLI and the service get the same one, so their translations must still match.
+SHORT_OUTPUTS = {"max_len_a": 0.5, "max_len_b": 6}
+SHORT_OVERRIDES = tuple(f"decode.{key}={value}" for key, value in SHORT_OUTPUTS.items())
+SERVE_LINES = ["the cat sees the dog .", "a small bird sings", "the old man reads a book in the garden .",
+               "hello", "the dog", "two children play with a red ball near the river .", "she eats", "a"]
+
+
+@pytest.fixture(scope="session")
+def cli_translations(trained_run) -> dict[str, str]:
+    """What `nmt.translate` writes for SERVE_LINES with the default decode settings and short outputs."""
+    (trained_run / "serve_input.txt").write_text("\n".join(SERVE_LINES) + "\n")
+    result = run_cli("translate", "checkpoint=checkpoints/best.pt", "input=serve_input.txt", *SHORT_OVERRIDES,
+                     cwd=trained_run)
+    assert result.returncode == 0, result.stderr.decode()
+    return dict(zip(SERVE_LINES, result.stdout.decode().splitlines()))
+
+
+@contextmanager
+def serving(checkpoint: Path, *overrides: str, cwd: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m nmt.serve` on a free port with short outputs, as a user starts it; its process and base
+    URL once it answers."""
+    log = open(cwd / "serve.log", "w+b")
+    process = subprocess.Popen([sys.executable, "-m", "nmt.serve", f"checkpoint={checkpoint}", "port=0",
+                                *SHORT_OVERRIDES, *overrides],
+                               cwd=cwd, stderr=log, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        url = _wait_until_serving(process, cwd / "serve.log")
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_until_serving(process: subprocess.Popen, log: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        found = re.search(r"serving (http://\S+?)/ ", log.read_text())
+        if found:
+            try:
+                urllib.request.urlopen(found.group(1) + "/health", timeout=5).read()
+                return found.group(1)
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise AssertionError("the service did not answer within a minute:\n" + log.read_text())
+
+
+@pytest.fixture(scope="session")
+def served(trained_run, tmp_path_factory) -> Iterator[str]:
+    """The tiny GRU served on loopback for the whole session; its base URL."""
+    with serving(trained_run / "checkpoints" / "best.pt", cwd=tmp_path_factory.mktemp("serve")) as (_, url):
+        yield url

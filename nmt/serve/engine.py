@@ -1,0 +1,74 @@
+"""The one place the service touches the model: load it, decode a batch of lines, and turn
+hypotheses into text, subword tokens and attention rows. The rest of nmt/serve goes through here,
+so a change in the Translator's API is adapted in this file alone."""
+
+import ctypes
+import ctypes.util
+
+from dataclasses import replace
+
+from nmt.config import DecodeConfig
+from nmt.translator import Hypothesis, SearchSettings, Translator
+
+END = "</s>"  # the EOS the model reads after the source and emits after the target
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+class Engine:
+    def __init__(self, translator: Translator, decode: DecodeConfig, attention_layer: int = -1):
+        """attention_layer: the Transformer decoder layer whose cross-attention is reported (the GRU has one)."""
+        self.translator, self.decode_config, self.attention_layer = translator, decode, attention_layer
+        self.settings = SearchSettings.from_decode(decode)
+
+    @classmethod
+    def load(cls, checkpoint: str, device: str, decode: DecodeConfig, attention_layer: int) -> "Engine":
+        """One call, so whatever `Translator.from_checkpoint` accepts can be served."""
+        return cls(Translator.from_checkpoint(checkpoint, device), decode, attention_layer)
+
+    def costs(self, lines: list[str]) -> list[int]:
+        """What each line adds to a batch: its source tokens with EOS, once per beam, as search counts them."""
+        ids, _ = self.translator.encode_lines(lines)
+        return [(len(x) + 1) * self.decode_config.beam_size for x in ids]
+
+    def decode(self, lines: list[str], nbest: int, need_attention: bool) -> list[list[Hypothesis]]:
+        """The `nbest` best hypotheses per line; blocking, so the service runs it off the event loop."""
+        d = self.decode_config
+        found = self.translator.translate_hypotheses(
+            lines, replace(self.settings, nbest=nbest), d.max_tokens, d.precision,
+            attention_layer=self.attention_layer if need_attention else None)
+        # glibc keeps a batch's freed tensor buffers in its heaps, so a long-running service's memory
+        # would ratchet up to its largest batch ever; hand them back to the OS after each batch.
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
+        return found
+
+    def text(self, hypothesis: Hypothesis) -> str:
+        return self.translator.vocab.decode(hypothesis.tokens)
+
+    def target_tokens(self, hypothesis: Hypothesis) -> list[str]:
+        return self.translator.vocab.pieces(hypothesis.tokens) + [END]
+
+    def source_tokens(self, line: str) -> list[str]:
+        """The subwords the model read, cut where it cuts them; a blank line is not decoded at all."""
+        if not line.strip():
+            return []
+        ids, _ = self.translator.encode_lines([line])
+        return self.translator.vocab.pieces(ids[0]) + [END]
+
+    @staticmethod
+    def attention(hypothesis: Hypothesis, source_count: int) -> list[list[float]] | None:
+        """One row per target token (EOS included), one column per source token; padding cut off."""
+        if hypothesis.attention is None:
+            return None
+        rows = hypothesis.attention[:len(hypothesis.tokens) + 1, :source_count].float()
+        return [[round(w, 4) for w in row] for row in rows.tolist()]
