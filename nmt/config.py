@@ -23,6 +23,15 @@ class Source(Enum):
     hf_columns = "hf_columns"  # a `datasets` dataset with one text column per language, as bentrevett/multi30k
 
 
+class SubwordModel(Enum):
+    """sentencepiece's model types."""
+
+    unigram = "unigram"
+    bpe = "bpe"
+    char = "char"
+    word = "word"
+
+
 class OutputLayer(Enum):
     linear = "linear"
     deep = "deep"
@@ -83,7 +92,7 @@ class DataConfig:
     dedup: bool = False
     # Joint sentencepiece model.
     vocab_size: int = 8000
-    spm_model_type: str = "unigram"
+    spm_model_type: SubwordModel = SubwordModel.unigram
     spm_sample_sentences: int = 1_000_000  # sentences sampled from both sides for training
     spm_character_coverage: float = 1.0
     # Where prepared caches live, keyed by a hash of the inputs and settings.

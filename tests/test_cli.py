@@ -147,6 +147,7 @@ def test_non_utf8_input_is_one_line_naming_the_line(tmp_path, trained_run):
     ("translate", "decode.length_norm=gnmtt", "expected one of [gnmt, average, none] (key: decode.length_norm)"),
     ("translate", "invalid_lines=skip", "expected one of [error, empty] (key: invalid_lines)"),
     ("train", "model.tie_embeddings=true", "model.tie_embeddings: needs model.output_layer=deep"),
+    ("train", "data.spm_model_type=unigramm", "expected one of [unigram, bpe, char, word] (key: data.spm_model_type)"),
 ])
 def test_config_errors_are_one_line(tmp_path, stage, override, key):
     extra = ["checkpoint=x.pt"] if stage == "translate" else []
