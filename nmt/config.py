@@ -5,6 +5,7 @@ here, or a value of the wrong type, fails when the config is composed.
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -124,6 +125,21 @@ class OptimConfig:
     warmup_steps: int = 4000
 
 
+class Quantization(Enum):
+    """How an export stores its weights: CTranslate2's own types, chosen when exporting."""
+    none = "none"  # float32, exactly the checkpoint's numbers
+    int8 = "int8"
+    int16 = "int16"
+    float16 = "float16"
+
+
+class DecodeQuantize(Enum):
+    """int8: dynamic int8 matrix products at translation time (PyTorch's for a checkpoint,
+    CTranslate2's for an export); none: the weights' own type."""
+    none = "none"
+    int8 = "int8"
+
+
 @dataclass
 class DecodeConfig:
     beam_size: int = 5
@@ -137,6 +153,7 @@ class DecodeConfig:
     nbest: int = 1
     max_tokens: int = 8000  # source tokens per translation batch
     precision: str = "fp32"  # fp32 | bf16 | fp16 (GPU only)
+    quantize: DecodeQuantize = DecodeQuantize.none  # int8: faster on CPU, slightly different numbers
 
 
 @dataclass
@@ -168,6 +185,17 @@ class TranslateConfig:
     attention_dir: Optional[str] = None
     attention_count: int = 5
     attention_layer: int = -1  # Transformer: which decoder layer's cross-attention
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = MISSING  # a Transformer checkpoint (GRU models have no CTranslate2 counterpart)
+    output: str = MISSING  # the CTranslate2 model directory to write
+    quantization: Quantization = Quantization.none
+    overwrite: bool = False  # replace an existing non-empty output (only once the new one is complete)
+    # Recorded in the metadata; None: read from the run's config.yaml beside checkpoints/.
+    src_lang: Optional[str] = None
+    tgt_lang: Optional[str] = None
 
 
 @dataclass
@@ -217,5 +245,6 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="export_schema", node=ExportConfig)
     cs.store(group="model", name="gru_schema", node=GRUConfig)
     cs.store(group="model", name="transformer_schema", node=TransformerConfig)
