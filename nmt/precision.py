@@ -33,3 +33,10 @@ def autocast(precision: str, device: torch.device):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def quantize_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """PyTorch's dynamic int8 quantization: int8 weights, activations quantized per batch, for
+    the linear and recurrent layers (both models' matrix products); CPU inference only."""
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.GRUCell},
+                                                  dtype=torch.qint8)

@@ -1,4 +1,5 @@
-"""`python -m nmt.translate checkpoint=PATH [input=FILE] [output=FILE]`: one output line per input line."""
+"""`python -m nmt.translate checkpoint=PATH [input=FILE] [output=FILE]`: one output line per input line.
+PATH is a checkpoint or a directory written by `python -m nmt.export`."""
 
 import logging
 import sys
@@ -7,12 +8,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli import run_stage, setup_logging
-from nmt.config import TranslateConfig, check_decode
+from nmt.config import DecodeQuantize, TranslateConfig, check_decode
 from nmt.errors import NmtError
 from nmt.io import atomic_open, decode_lines
 from nmt.progress import progress
 from nmt.search import SearchSettings
-from nmt.translator import Translator
+from nmt.translator import load_translator
 
 log = logging.getLogger("nmt.translate")
 
@@ -53,11 +54,13 @@ def translate(cfg: DictConfig) -> None:
         lines = read_lines(path.read_bytes(), str(path), config.invalid_lines)
     else:
         lines = read_lines(sys.stdin.buffer.read(), "stdin", config.invalid_lines)
-    translator = Translator.from_checkpoint(config.checkpoint, config.device)
-    if hasattr(translator.model, "attention_layer"):
-        translator.model.attention_layer = config.attention_layer
     d = config.decode
-    settings = SearchSettings(d.beam_size, d.length_penalty, d.length_norm, d.max_len_a, d.max_len_b, d.nbest)
+    translator = load_translator(config.checkpoint, config.device, quantize=d.quantize is DecodeQuantize.int8)
+    model = getattr(translator, "model", None)  # an export has no PyTorch model
+    if hasattr(model, "attention_layer"):
+        model.attention_layer = config.attention_layer
+    settings = SearchSettings(beam_size=d.beam_size, length_penalty=d.length_penalty, length_norm=d.length_norm,
+                              max_len_a=d.max_len_a, max_len_b=d.max_len_b, nbest=d.nbest)
     with progress(total=len(lines), desc="translate", unit="sent", disable=config.input is None) as bar:
         hyps = translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision,
                                                need_attention=config.attention_dir is not None,
