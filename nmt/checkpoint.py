@@ -53,6 +53,11 @@ class TrainingParts:
     sampler: Any  # nmt.data.batching.TokenBatchSampler
 
 
+def checkpoint_step(payload: dict) -> int | None:
+    """The training step a checkpoint was written at; None for one made otherwise (an average)."""
+    return payload["progress"]["step"] if "progress" in payload else payload.get("step")
+
+
 def model_payload(model: torch.nn.Module, kind: str, config: ModelConfig, vocab_proto: bytes) -> dict:
     """What translation needs: the weights, the model's kind and sizes, the vocabulary."""
     return {"format": FORMAT, "model_kind": kind, "model_config": plain_fields(config),

@@ -170,6 +170,21 @@ class OptimConfig:
     warmup_steps: int = 4000
 
 
+class Quantization(Enum):
+    """How an export stores its weights: CTranslate2's own types, chosen when exporting."""
+    none = "none"  # float32, exactly the checkpoint's numbers
+    int8 = "int8"
+    int16 = "int16"
+    float16 = "float16"
+
+
+class DecodeQuantize(Enum):
+    """int8: dynamic int8 matrix products at translation time (PyTorch's for a checkpoint,
+    CTranslate2's for an export); none: the weights' own type."""
+    none = "none"
+    int8 = "int8"
+
+
 @dataclass
 class DecodeConfig:
     beam_size: int = 5
@@ -182,6 +197,7 @@ class DecodeConfig:
     nbest: int = 1
     max_tokens: int = 8000  # source tokens per translation batch
     precision: Precision = Precision.fp32  # bf16 / fp16 on GPU only; CPU decodes in fp32
+    quantize: DecodeQuantize = DecodeQuantize.none  # int8: faster on CPU, slightly different numbers
 
 
 @dataclass
@@ -222,6 +238,17 @@ class EvalSetConfig:
     langpair: str = "en-de"
     # The same files in a local copy: test_root=DIR reads DIR/<local>.<src lang> and DIR/<local>.<tgt lang>.
     local: Optional[str] = None
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = MISSING  # a Transformer checkpoint (GRU models have no CTranslate2 counterpart)
+    output: str = MISSING  # the CTranslate2 model directory to write
+    quantization: Quantization = Quantization.none
+    overwrite: bool = False  # replace an existing non-empty output (only once the new one is complete)
+    # Recorded in the metadata; None: read from the run's config.yaml beside checkpoints/.
+    src_lang: Optional[str] = None
+    tgt_lang: Optional[str] = None
 
 
 @dataclass
@@ -323,5 +350,6 @@ def register_configs() -> None:
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="serve_schema", node=ServeConfig)
+    cs.store(name="export_schema", node=ExportConfig)
     cs.store(group="model", name="gru_schema", node=GRUConfig)
     cs.store(group="model", name="transformer_schema", node=TransformerConfig)

@@ -1,4 +1,5 @@
-"""`python -m nmt.translate checkpoint=PATH [input=FILE] [output=FILE]`: one output line per input line."""
+"""`python -m nmt.translate checkpoint=PATH [input=FILE] [output=FILE]`: one output line per input line.
+PATH is a checkpoint or a directory written by `python -m nmt.export`."""
 
 import logging
 import sys
@@ -7,12 +8,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli import run_stage, setup_logging
-from nmt.config import InvalidLines, TranslateConfig
+from nmt.config import DecodeQuantize, InvalidLines, TranslateConfig
 from nmt.errors import NmtError
 from nmt.io import atomic_open, decode_lines
 from nmt.progress import progress
 from nmt.search import SearchSettings
-from nmt.translator import Translator
+from nmt.translator import load_translator
 
 log = logging.getLogger("nmt.translate")
 
@@ -51,8 +52,8 @@ def translate(cfg: DictConfig) -> None:
         lines = read_lines(path.read_bytes(), str(path), config.invalid_lines)
     else:
         lines = read_lines(sys.stdin.buffer.read(), "stdin", config.invalid_lines)
-    translator = Translator.from_checkpoint(config.checkpoint, config.device)
     d = config.decode
+    translator = load_translator(config.checkpoint, config.device, quantize=d.quantize is DecodeQuantize.int8)
     with progress(total=len(lines), desc="translate", unit="sent", disable=config.input is None) as bar:
         hyps = translator.translate_hypotheses(
             lines, settings, d.max_tokens, d.precision,

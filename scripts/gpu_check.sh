@@ -33,14 +33,14 @@ if [ $dry = 1 ]; then
   bench=(--data builtin --precision fp32 --compile off --steps 1 --warmup 1 "${data[@]:1}" "${tiny[@]}")
   bench_base=("${bench[@]}") bench_big=("${bench[@]}")
   train=("${data[@]}" model=transformer_small "${tiny[@]}" trainer.max_steps=4 trainer.valid_every=4)
-  translate=(--device cpu --single 2)
+  translate=(--device cpu --single 2 --pytorch-only)
 else
   data=(data=multi30k "data.path=$data_path")
   bench=(--data multi30k --data-path "$data_path" --seconds 8)
   bench_base=("${bench[@]}" --precision bf16 --compile both)
   bench_big=("${bench[@]}" --precision bf16 --compile off)
   train=(experiment=multi30k_transformer "data.path=$data_path" trainer.max_minutes=3 trainer.valid_every=1000)
-  translate=(--single 50)
+  translate=(--single 50 --pytorch-only)
 fi
 
 step() { echo "== $* ($(date +%T))" >&2; }

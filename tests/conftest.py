@@ -123,3 +123,40 @@ def served(trained_run, tmp_path_factory) -> Iterator[str]:
     """The tiny GRU served on loopback for the whole session; its base URL."""
     with serving(trained_run / "checkpoints" / "best.pt", cwd=tmp_path_factory.mktemp("serve")) as (_, url):
         yield url
+
+
+# A Transformer that has learned the built-in corpus well enough to end its outputs with EOS
+# well before the length cap, so two decoders of it can be compared token for token.
+TINY_TRANSFORMER = ("data.builtin_sizes={train:1000,valid:20,test:20}", "data.vocab_size=200",
+                    "model=transformer_small", "model.d_model=64", "model.heads=4", "model.ffn_dim=128",
+                    "model.encoder_layers=2", "model.decoder_layers=2", "model.dropout=0.0", "model.max_positions=128",
+                    "trainer.max_steps=180", "trainer.valid_every=180", "trainer.valid_bleu=false",
+                    "trainer.threads=1", "data.max_tokens=1200", "optim.lr=5e-3")
+
+
+@pytest.fixture(scope="session", params=["pre_norm", "post_norm"])
+def trained_transformer(request, tmp_path_factory) -> Path:
+    """A tiny pre-norm or post-norm Transformer trained through the CLI; its best.pt."""
+    work = tmp_path_factory.mktemp(request.param)
+    cache = tmp_path_factory.getbasetemp() / "transformer_cache"  # both runs share the prepared data
+    result = run_cli("train", *TINY_TRANSFORMER, f"model.pre_norm={request.param == 'pre_norm'}",
+                     f"data.cache_dir={cache}", "run_dir=run", cwd=work)
+    assert result.returncode == 0, result.stderr.decode()
+    return work / "run" / "checkpoints" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_gru_checkpoint(tmp_path_factory) -> Path:
+    """An untrained GRU saved in the checkpoint format with a real sentencepiece vocabulary."""
+    from nmt.checkpoint import FORMAT, save_checkpoint, vocab_tensor
+    from nmt.data.builtin import generate_pairs
+    from nmt.data.vocab import train_vocab
+
+    vocab = train_vocab([s for pair in generate_pairs(200, 1) for s in pair], 80, "unigram", 1.0, 1)
+    torch.manual_seed(0)
+    sizes = {"embed_dim": 8, "hidden_dim": 12}
+    model = GRUAttentionModel(len(vocab), **sizes)
+    path = tmp_path_factory.mktemp("gru") / "gru.pt"
+    save_checkpoint(path, {"format": FORMAT, "model_kind": "gru_attention", "model_config": sizes,
+                           "vocab": vocab_tensor(vocab.proto), "model": model.state_dict()})
+    return path

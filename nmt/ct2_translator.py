@@ -1,0 +1,107 @@
+"""Translation with a CTranslate2 export (`python -m nmt.export`): the Translator API and behaviour
+(n-best with scores, our length caps, no UNK) with CTranslate2's beam search doing the work.
+
+Our decoding settings map onto CTranslate2's where it can express them, and are refused where not:
+- length_norm=average (score / |Y|, |Y| counting the EOS) is CTranslate2's length_penalty=1 with the
+  end token kept in the hypothesis, so its length counts the EOS too; length_norm=none is
+  length_penalty=0; gnmt's ((5 + |Y|) / 6)^alpha has no counterpart and is refused.
+- the cap a * source_length + b is per sentence, CTranslate2's max_decoding_length per call: sentences
+  are grouped by their cap, one call per group. At the cap we force EOS; CTranslate2 ends the beam
+  with its best token instead, which is cut off, so no output is longer than ours may be.
+"""
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from nmt.config import LengthNorm, Precision
+from nmt.data.batching import pad_sources
+from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from nmt.errors import NmtError
+from nmt.export import METADATA, VOCAB_FILE
+from nmt.precision import resolve_device
+from nmt.search import Hypothesis, SearchSettings, max_output_lengths
+from nmt.translator import LineTranslator
+
+
+def ct2_length_penalty(settings: SearchSettings) -> float:
+    """CTranslate2 divides a hypothesis' log-probability by length ** length_penalty."""
+    if settings.length_norm is LengthNorm.average:
+        return 1.0
+    if settings.length_norm is LengthNorm.none:
+        return 0.0
+    raise NmtError(f"decode.length_norm={settings.length_norm.value}: CTranslate2 divides by length ** alpha and "
+                   "cannot express GNMT's ((5 + length) / 6) ** alpha; with an export use "
+                   "decode.length_norm=average (its length_penalty=1) or decode.length_norm=none")
+
+
+class CT2Translator(LineTranslator):
+    """An exported Transformer decoded by CTranslate2."""
+
+    # GNMT, the checkpoint Translator's default, is refused here; average is the nearest CTranslate2 has.
+    default_settings = SearchSettings(length_norm="average")
+
+    def __init__(self, engine, vocab: Vocab, device: torch.device, max_positions: int):
+        self.engine, self.vocab, self.device, self.max_positions = engine, vocab, device, max_positions
+        self._piece_ids = {piece: i for i, piece in enumerate(vocab.pieces(range(len(vocab))))}
+
+    @classmethod
+    def from_directory(cls, path: str | Path, device: str = "auto", quantize: bool = False,
+                       threads: int = 0) -> "CT2Translator":
+        """quantize: CTranslate2's int8 computation whatever the export's type; threads: 0 uses as
+        many as torch does, so both backends compare on the same footing."""
+        import ctranslate2
+
+        directory = Path(path)
+        if not (directory / METADATA).is_file() or not (directory / "model.bin").is_file():
+            raise NmtError(f"checkpoint {directory}: a directory but not an nmt export (no {METADATA} or "
+                           "model.bin); pass a checkpoint file or a directory written by python -m nmt.export")
+        metadata = json.loads((directory / METADATA).read_text(encoding="utf-8"))
+        vocab = Vocab.from_file(str(directory / VOCAB_FILE))
+        resolved = resolve_device(device)
+        try:
+            engine = ctranslate2.Translator(str(directory), device=resolved.type, device_index=resolved.index or 0,
+                                            compute_type="int8" if quantize else "default",
+                                            intra_threads=threads or torch.get_num_threads(), inter_threads=1)
+        except (RuntimeError, ValueError) as error:
+            raise NmtError(f"checkpoint {directory}: CTranslate2 cannot load it ({str(error)[:200]}); "
+                           "export it again with python -m nmt.export") from None
+        return cls(engine, vocab, resolved, int(metadata["model_config"]["max_positions"]))
+
+    def search_ids(self, sources: list[list[int]], settings: SearchSettings, max_tokens: int, precision: Precision,
+                   attention_layer: int | None, on_batch: Callable[[int], None] | None) -> list[list[Hypothesis]]:
+        if attention_layer is not None:
+            raise NmtError("attention_dir: an export does not return attention weights; "
+                           "pass the checkpoint to draw them")
+        if precision is not Precision.fp32:
+            raise NmtError(f"decode.precision={precision.value}: an export computes in the type it was exported with; "
+                           "choose it with python -m nmt.export quantization=... or decode.quantize=int8")
+        penalty = ct2_length_penalty(settings)
+        limits = max_output_lengths(pad_sources(sources), settings, self.max_positions).tolist() if sources else []
+        groups: dict[int, list[int]] = {}
+        for i, limit in enumerate(limits):
+            groups.setdefault(limit, []).append(i)
+        results: list[list[Hypothesis]] = [[] for _ in sources]
+        for limit, members in sorted(groups.items()):
+            found = self.engine.translate_batch(
+                [self.vocab.pieces(sources[i]) for i in members], beam_size=settings.beam_size,
+                num_hypotheses=settings.nbest, length_penalty=penalty, return_scores=True,
+                # One step more than the cap leaves room for the EOS; return_end_token makes the
+                # length that divides the score count it, as ours does.
+                max_decoding_length=limit + 1, min_decoding_length=0, return_end_token=True,
+                disable_unk=True, suppress_sequences=[[self.vocab.pieces([PAD_ID])[0]], [self.vocab.pieces([BOS_ID])[0]]],
+                max_input_length=0, max_batch_size=max(1, max_tokens // settings.beam_size), batch_type="tokens")
+            for i, result in zip(members, found):
+                results[i] = [self._hypothesis(tokens, score, limit, penalty)
+                              for tokens, score in zip(result.hypotheses, result.scores)]
+            if on_batch is not None:
+                on_batch(len(members))
+        return results
+
+    def _hypothesis(self, pieces: list[str], score: float, limit: int, penalty: float) -> Hypothesis:
+        ids = [self._piece_ids[p] for p in pieces]
+        length = len(ids)  # what CTranslate2 divided by, the EOS or the cut-off token included
+        tokens = ids[:-1] if ids and ids[-1] == EOS_ID else ids[:limit]
+        return Hypothesis(tokens, score, score * length ** penalty)
