@@ -127,7 +127,7 @@ def load_checkpoint(path: str | Path) -> dict:
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else "unsupported content"
         raise NmtError(f"checkpoint {path}: refused, it holds objects other than tensors and plain values "
                        f"({reason}); only load checkpoints written by nmt") from None
-    except (RuntimeError, EOFError, KeyError, ValueError) as error:  # what torch.load raises on a damaged file
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:  # torch.load on a damaged file
         raise NmtError(f"checkpoint {path}: not a readable checkpoint ({type(error).__name__}); "
                        "it may be truncated or corrupt, use another one (e.g. last.pt or a step_N.pt)") from None
     if not isinstance(payload, dict) or "model" not in payload:

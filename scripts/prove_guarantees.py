@@ -109,7 +109,7 @@ ROWS = (
         ("tests/test_cli.py::test_missing_checkpoint_is_one_line", "tests/test_cli.py::test_corrupt_checkpoint_is_one_line",
          "tests/test_cli.py::test_missing_input_file_is_one_line"),
         (Sabotage("a damaged checkpoint's error escapes", "nmt/checkpoint.py",
-                  "except (RuntimeError, EOFError, KeyError, ValueError) as error:",
+                  "except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:",
                   "except ZeroDivisionError as error:"),)),
     Row("the service answers bad requests with a 4xx",
         ("tests/test_serve_errors.py::test_bad_input_gets_a_400_that_says_what_is_wrong",

@@ -1,0 +1,66 @@
+"""Every enumerated choice of the configuration, one Enum each: a misspelt value fails when the
+config is composed, with one line naming the key and the allowed values. Values are the strings
+the YAML files and command-line overrides use."""
+
+from enum import Enum
+
+
+class Source(Enum):
+    """Where a corpus comes from; each kind is one class in nmt/data/sources.py."""
+
+    builtin = "builtin"  # the generated grammar corpus
+    text = "text"  # line-aligned files PREFIX.<lang>
+    hf = "hf"  # a `datasets` dataset with a `translation: {lang: text}` feature, as wmt/wmt14
+    hf_columns = "hf_columns"  # a `datasets` dataset with one text column per language, as bentrevett/multi30k
+
+
+class SubwordModel(Enum):
+    """sentencepiece's model types."""
+
+    unigram = "unigram"
+    bpe = "bpe"
+    char = "char"
+    word = "word"
+
+
+class OutputLayer(Enum):
+    linear = "linear"
+    deep = "deep"
+
+
+class Schedule(Enum):
+    inverse_sqrt = "inverse_sqrt"
+    constant = "constant"
+
+
+class Precision(Enum):
+    auto = "auto"  # bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class LengthNorm(Enum):
+    gnmt = "gnmt"  # log P / ((5 + |Y|) / 6) ** alpha (Wu et al. 2016)
+    average = "average"  # log P / |Y|
+    none = "none"  # log P
+
+
+class InvalidLines(Enum):
+    error = "error"  # stop, naming the lines
+    empty = "empty"  # translate them as empty lines, so the output keeps one line per input line
+
+
+class Quantization(Enum):
+    """How an export stores its weights: CTranslate2's own types, chosen when exporting."""
+    none = "none"  # float32, exactly the checkpoint's numbers
+    int8 = "int8"
+    int16 = "int16"
+    float16 = "float16"
+
+
+class DecodeQuantize(Enum):
+    """int8: dynamic int8 matrix products at translation time (PyTorch's for a checkpoint,
+    CTranslate2's for an export); none: the weights' own type."""
+    none = "none"
+    int8 = "int8"
