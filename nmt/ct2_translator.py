@@ -46,6 +46,10 @@ class CT2Translator(LineTranslator):
     def __init__(self, engine, vocab: Vocab, device: torch.device, max_positions: int):
         self.engine, self.vocab, self.device, self.max_positions = engine, vocab, device, max_positions
         self._piece_ids = {piece: i for i, piece in enumerate(vocab.pieces(range(len(vocab))))}
+        # We never produce PAD or BOS (nor UNK, which disable_unk forbids): one-token sequences to
+        # suppress. CTranslate2 renormalizes over what is left, so its scores are higher than ours
+        # by the forbidden tokens' probability mass; the rankings rarely differ for it.
+        self._forbidden = [[piece] for piece in vocab.pieces([PAD_ID, BOS_ID])]
 
     @classmethod
     def from_directory(cls, path: str | Path, device: str = "auto", quantize: bool = False,
@@ -91,7 +95,7 @@ class CT2Translator(LineTranslator):
                 # One step more than the cap leaves room for the EOS; return_end_token makes the
                 # length that divides the score count it, as ours does.
                 max_decoding_length=limit + 1, min_decoding_length=0, return_end_token=True,
-                disable_unk=True, suppress_sequences=[[self.vocab.pieces([PAD_ID])[0]], [self.vocab.pieces([BOS_ID])[0]]],
+                disable_unk=True, suppress_sequences=self._forbidden,
                 max_input_length=0, max_batch_size=max(1, max_tokens // settings.beam_size), batch_type="tokens")
             for i, result in zip(members, found):
                 results[i] = [self._hypothesis(tokens, score, limit, penalty)

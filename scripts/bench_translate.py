@@ -95,7 +95,8 @@ def profile_beam(translator: Translator, lines: list[str], args) -> None:
 
 def print_table(rows: dict[str, dict]) -> None:
     labels = {"greedy": "greedy, batched", "beam5": "beam 5, batched", "one": "beam 5, one at a time",
-              "ct2_float32": "CTranslate2 float32", "ct2_int8": "CTranslate2 int8", "torch_int8": "PyTorch dynamic int8"}
+              "ct2_float32": "CTranslate2 float32", "ct2_int8": "CTranslate2 int8",
+              "torch_int8": "PyTorch dynamic int8"}
     print(f"{'search':<24} {'sentences':>9} {'seconds':>8} {'sent/s':>8} {'tok/s':>8} {'BLEU':>6}")
     for key, row in rows.items():
         bleu = "" if row["bleu"] is None else f"{row['bleu']:.2f}"

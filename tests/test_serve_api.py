@@ -165,3 +165,19 @@ def test_a_sentence_decoded_in_a_crowd_of_requests_equals_it_decoded_alone(trans
         got, expected = answer["translations"][0]["hypotheses"], alone[body["q"]][:body["nbest"]]
         assert [h["text"] for h in got] == [engine.text(h) for h in expected]
         assert [h["score"] for h in got] == pytest.approx([h.score for h in expected], abs=1e-5)
+
+
+def test_an_export_is_served_like_its_checkpoint_is_translated(trained_transformer, tmp_path):
+    from nmt.config import LengthNorm
+    from nmt.export import export_checkpoint
+    from nmt.search import SearchSettings
+    from nmt.translator import load_translator
+
+    export = export_checkpoint(trained_transformer, tmp_path / "export")
+    decode = DecodeConfig(length_norm=LengthNorm.average, **SHORT_OUTPUTS)  # what CTranslate2 can express
+    expected = load_translator(export, "cpu").translate(SERVE_LINES, SearchSettings.from_decode(decode))
+    config = ServeConfig(checkpoint=str(export), decode=decode)
+    with TestClient(create_app(Engine.load(config.checkpoint, "cpu", decode, -1), config)) as served:
+        assert libre(served, q=SERVE_LINES).json() == {"translatedText": expected}
+        refused = served.post("/v1/translate", json={"q": SERVE_LINES[0], "attention": True})
+        assert refused.status_code == 400 and "export" in refused.json()["error"]

@@ -7,8 +7,8 @@ import ctypes.util
 
 from dataclasses import replace
 
-from nmt.config import DecodeConfig
-from nmt.translator import Hypothesis, SearchSettings, Translator
+from nmt.config import DecodeConfig, DecodeQuantize
+from nmt.translator import Hypothesis, LineTranslator, SearchSettings, Translator, load_translator
 
 END = "</s>"  # the EOS the model reads after the source and emits after the target
 
@@ -25,15 +25,18 @@ _MALLOC_TRIM = _malloc_trim()
 
 
 class Engine:
-    def __init__(self, translator: Translator, decode: DecodeConfig, attention_layer: int = -1):
+    def __init__(self, translator: LineTranslator, decode: DecodeConfig, attention_layer: int = -1):
         """attention_layer: the Transformer decoder layer whose cross-attention is reported (the GRU has one)."""
         self.translator, self.decode_config, self.attention_layer = translator, decode, attention_layer
         self.settings = SearchSettings.from_decode(decode)
+        # A CTranslate2 export returns no attention weights; a PyTorch model does.
+        self.has_attention = isinstance(translator, Translator)
 
     @classmethod
     def load(cls, checkpoint: str, device: str, decode: DecodeConfig, attention_layer: int) -> "Engine":
-        """One call, so whatever `Translator.from_checkpoint` accepts can be served."""
-        return cls(Translator.from_checkpoint(checkpoint, device), decode, attention_layer)
+        """A checkpoint or a CTranslate2 export (python -m nmt.export), whatever load_translator accepts."""
+        return cls(load_translator(checkpoint, device, quantize=decode.quantize is DecodeQuantize.int8), decode,
+                   attention_layer)
 
     def costs(self, lines: list[str]) -> list[int]:
         """What each line adds to a batch: its source tokens with EOS, once per beam, as search counts them."""

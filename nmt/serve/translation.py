@@ -85,6 +85,9 @@ class Service:
         nbest = request.nbest or self.config.decode.nbest
         self._check_nbest("nbest", nbest)
         lines = [request.q] if isinstance(request.q, str) else request.q
+        if request.attention and not self.engine.has_attention:
+            raise ApiError(400, "attention: this service translates with a CTranslate2 export, which returns no "
+                                "attention weights; serve the checkpoint to see them")
         found = await self._decode(lines, nbest, request.attention)
         return V1Response(translations=[self._describe(line, hyps, request.attention)
                                         for line, hyps in zip(lines, found)])
