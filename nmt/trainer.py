@@ -131,13 +131,14 @@ class Trainer:
                 if result.finite and progress.step % s.log_every == 0:
                     self._log_train(result, window)
                 reason = self._stop_reason(signals, started)
-                if (result.finite and progress.step % s.valid_every == 0) or reason:
+                if result.finite and progress.step % s.valid_every == 0:
                     last_valid = self._validate_and_save()
                     reason = reason or self._patience_over()
                 if reason:
                     break
             else:
                 reason = reason or f"reached {s.max_epochs} epochs"
+            # Every stop (steps, budget, epochs, a signal) ends with a checkpoint of where it stopped.
             if self.validated_step != progress.step:
                 last_valid = self._validate_and_save()
         if self.writer:
