@@ -1,6 +1,5 @@
 """Runs a stage as a Hydra app and turns user errors into one line on stderr and exit code 2."""
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -34,11 +33,13 @@ def _config_error_line(error: Exception) -> str:
     return f"config error: {message}{hint}"
 
 
-def _check_overrides(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose once before Hydra does, so a bad key or value is reported as one line."""
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """A stage's config as its command line would compose it, checked: every key known, every value
+    of its type, every dataclass's own checks passed. Scripts and tests build configs this way too."""
+    register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name=config_name, overrides=overrides)
-        OmegaConf.to_object(cfg)
+    OmegaConf.to_object(cfg)
     return cfg
 
 
@@ -61,9 +62,12 @@ def run_stage(config_name: str, task: Callable[[DictConfig], None]) -> None:
         sys.argv.append("hydra.output_subdir=null")
     if not any(a in _HYDRA_FLAGS or a.startswith("hydra") for a in args):
         try:
-            cfg = _check_overrides(config_name, args)
+            cfg = compose_config(config_name, args)
         except (HydraException, OmegaConfBaseException) as error:
             print(_config_error_line(error), file=sys.stderr)
+            sys.exit(2)
+        except NmtError as error:  # a config's own check of its values (its __post_init__)
+            print(f"config error: {error}", file=sys.stderr)
             sys.exit(2)
         try:
             _check_run_dir(cfg)
@@ -87,13 +91,3 @@ def run_stage(config_name: str, task: Callable[[DictConfig], None]) -> None:
             sys.exit(130)
 
     _main()
-
-
-def setup_logging(log_file: Path | None = None) -> None:
-    """Log to stderr (and a file when given); stdout stays free for translations."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s",
-                        datefmt="%H:%M:%S", handlers=handlers, force=True)

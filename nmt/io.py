@@ -1,11 +1,21 @@
-"""File helpers: atomic writes (a reader sees the old file or the new one, never half of either)
-and reading text line by line exactly as the input has it."""
+"""Files and the terminal: atomic writes (a reader sees the old file or the new one, never half of
+either), the one line reader (text exactly as the input has it, one line per line), progress bars
+on stderr that stay quiet when stderr is not a terminal (logs, CI), and logging to stderr."""
 
+import logging
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator, TypeVar
+
+from tqdm import tqdm
+
+from nmt.choices import InvalidLines
+from nmt.errors import NmtError
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -33,17 +43,64 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
-def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
-    """UTF-8 lines split on \\n only (so the count matches `wc -l` plus an unterminated last line),
-    a trailing \\r dropped; lines that are not UTF-8 come back empty, their 1-based numbers listed."""
+def _decode_line(raw: bytes) -> str | None:
+    """One line without its \\n, a trailing \\r dropped; None when it is not UTF-8."""
+    try:
+        return raw.rstrip(b"\r\n").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _raw_lines(data: bytes) -> list[bytes]:
+    """Split on \\n only, so the count matches `wc -l` plus an unterminated last line."""
     raw = data.split(b"\n")
     if raw and raw[-1] == b"":
         raw.pop()
+    return raw
+
+
+def read_lines(data: bytes, name: str, invalid_lines: InvalidLines = InvalidLines.error,
+               fix: str = "convert the file to UTF-8") -> tuple[list[str], list[int]]:
+    """The UTF-8 lines of a whole file or stream, and the 1-based numbers of those that are not UTF-8.
+
+    Such a line is an error naming it and saying `fix` (InvalidLines.error), or comes back empty
+    (InvalidLines.empty), so that the output can still have one line per input line.
+    """
     lines, bad = [], []
-    for number, line in enumerate(raw, start=1):
-        try:
-            lines.append(line.rstrip(b"\r").decode("utf-8"))
-        except UnicodeDecodeError:
+    for number, raw in enumerate(_raw_lines(data), start=1):
+        line = _decode_line(raw)
+        if line is None:
             bad.append(number)
-            lines.append("")
+        lines.append(line or "")
+    if bad and invalid_lines is InvalidLines.error:
+        raise NmtError(f"{name}: not valid UTF-8 on line(s) {line_numbers(bad)}; {fix}")
     return lines, bad
+
+
+def line_numbers(numbers: list[int], shown: int = 10) -> str:
+    """Line numbers for a message: the first `shown`, then an ellipsis."""
+    return ", ".join(map(str, numbers[:shown])) + (" ..." if len(numbers) > shown else "")
+
+
+def stream_lines(path: Path) -> Iterator[str]:
+    """The lines of a file as a stream, for corpora too large to read whole; not UTF-8 is an error."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            line = _decode_line(raw)
+            if line is None:
+                raise NmtError(f"{path}:{number}: not valid UTF-8; convert the file to UTF-8")
+            yield line
+
+
+def progress(iterable: Iterable[T] | None = None, disable: bool = False, **kwargs) -> tqdm:
+    return tqdm(iterable, file=sys.stderr, disable=disable or not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
+
+
+def setup_logging(log_file: Path | None = None) -> None:
+    """Log to stderr (and a file when given); stdout stays free for translations."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s",
+                        datefmt="%H:%M:%S", handlers=handlers, force=True)

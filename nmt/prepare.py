@@ -4,9 +4,10 @@ import logging
 
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.cli import run_stage, setup_logging
+from nmt.cli import run_stage
 from nmt.config import PrepareConfig
 from nmt.data import prepare_from_config
+from nmt.io import setup_logging
 
 
 def prepare(cfg: DictConfig) -> None:

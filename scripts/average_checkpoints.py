@@ -8,8 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from nmt.checkpoint import average_checkpoints, periodic_checkpoints, save_checkpoint
 from nmt.errors import NmtError
+from nmt.models.checkpoint import average_checkpoints, save_checkpoint
+from nmt.training.state import periodic_checkpoints
 
 
 def main() -> None:

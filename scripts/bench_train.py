@@ -22,32 +22,30 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from nmt.cli import CONFIG_DIR
-from nmt.config import Precision, TrainConfig, register_configs
+from nmt.choices import Precision
+from nmt.cli import compose_config
+from nmt.config import TrainConfig
 from nmt.data import prepare_from_config
 from nmt.data.batching import TokenBatchSampler
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import Vocab
-from nmt.distributed import DistInfo
-from nmt.flops import TRAIN_FACTOR, forward_flops, peak_flops
+from nmt.device import resolve_device, resolve_precision
 from nmt.models import build_model
-from nmt.precision import resolve_device, resolve_precision
-from nmt.trainer import Trainer
+from nmt.models.flops import TRAIN_FACTOR, forward_flops, peak_flops
+from nmt.training.distributed import DistInfo
+from nmt.training.trainer import Trainer
 
 MODELS = ["gru_bahdanau", "transformer_small", "transformer_base", "transformer_big"]
 
 
 def load_config(model: str, data: str, data_path: str | None, precision: str, compiled: bool,
                 overrides: list[str]) -> TrainConfig:
-    register_configs()
     chosen = [f"data={data}", f"model={model}", f"trainer.precision={precision}", f"trainer.compile={compiled}"]
     if data_path:
         chosen.append(f"data.path={data_path}")
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        return OmegaConf.to_object(compose("train", overrides=[*chosen, *overrides]))
+    return OmegaConf.to_object(compose_config("train", [*chosen, *overrides]))
 
 
 def _make_trainer(model: torch.nn.Module, config: TrainConfig, vocab: Vocab, train: EncodedSplit, run_dir: Path,

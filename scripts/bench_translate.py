@@ -24,17 +24,16 @@ from pathlib import Path
 import torch
 from sacrebleu import corpus_bleu
 
-from nmt.config import Precision, Quantization
-from nmt.ct2_translator import CT2Translator
+from nmt.backends import LineTranslator, Translator
+from nmt.backends.ct2 import CT2Translator
+from nmt.backends.ct2_export import export_checkpoint
+from nmt.choices import LengthNorm, Precision, Quantization
+from nmt.config import SearchSettings
 from nmt.errors import NmtError
-from nmt.export import export_checkpoint
-from nmt.io import atomic_write_text
-from nmt.search import SearchSettings
-from nmt.translate import read_lines
-from nmt.translator import LineTranslator, Translator
+from nmt.io import atomic_write_text, read_lines
 
-GREEDY = SearchSettings(beam_size=1, length_norm="average")
-BEAM5 = SearchSettings(beam_size=5, length_norm="average")
+GREEDY = SearchSettings(beam_size=1, length_norm=LengthNorm.average)
+BEAM5 = SearchSettings(beam_size=5, length_norm=LengthNorm.average)
 
 
 def timed(translator: LineTranslator, lines: list[str], settings: SearchSettings, precision: Precision,
@@ -135,8 +134,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     translator = Translator.from_checkpoint(args.checkpoint, args.device)
-    lines = read_lines(Path(args.input).read_bytes(), args.input)
-    references = read_lines(Path(args.reference).read_bytes(), args.reference) if args.reference else None
+    lines = read_lines(Path(args.input).read_bytes(), args.input)[0]
+    references = read_lines(Path(args.reference).read_bytes(), args.reference)[0] if args.reference else None
     rows = {"greedy": measure(translator, lines, GREEDY, args, references),
             "beam5": measure(translator, lines, BEAM5, args, references)}
     if args.output:

@@ -24,7 +24,7 @@ import sys
 from omegaconf import OmegaConf
 from nmt.config import EvalSetConfig
 from nmt.errors import NmtError
-from nmt.evaluate import eval_set_files
+from nmt.evaluation.report import eval_set_files
 test = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EvalSetConfig), OmegaConf.load(sys.argv[1])))
 try:
     print(eval_set_files(test, sys.argv[2] or None)[1])

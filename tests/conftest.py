@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 import torch
 
+from nmt.choices import SubwordModel
 from nmt.models.gru_attention import GRUAttentionModel
 from nmt.models.transformer import TransformerModel
 
@@ -130,6 +131,7 @@ def served(trained_run, tmp_path_factory) -> Iterator[str]:
 TINY_TRANSFORMER = ("data.builtin_sizes={train:1000,valid:20,test:20}", "data.vocab_size=200",
                     "model=transformer_small", "model.d_model=64", "model.heads=4", "model.ffn_dim=128",
                     "model.encoder_layers=2", "model.decoder_layers=2", "model.dropout=0.0", "model.max_positions=128",
+                    "data.max_len=100",
                     "trainer.max_steps=180", "trainer.valid_every=180", "trainer.valid_bleu=false",
                     "trainer.threads=1", "data.max_tokens=1200", "optim.lr=5e-3")
 
@@ -148,11 +150,11 @@ def trained_transformer(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gru_checkpoint(tmp_path_factory) -> Path:
     """An untrained GRU saved in the checkpoint format with a real sentencepiece vocabulary."""
-    from nmt.checkpoint import FORMAT, save_checkpoint, vocab_tensor
     from nmt.data.builtin import generate_pairs
     from nmt.data.vocab import train_vocab
+    from nmt.models.checkpoint import FORMAT, save_checkpoint, vocab_tensor
 
-    vocab = train_vocab([s for pair in generate_pairs(200, 1) for s in pair], 80, "unigram", 1.0, 1)
+    vocab = train_vocab([s for pair in generate_pairs(200, 1) for s in pair], 80, SubwordModel.unigram, 1.0, 1)
     torch.manual_seed(0)
     sizes = {"embed_dim": 8, "hidden_dim": 12}
     model = GRUAttentionModel(len(vocab), **sizes)

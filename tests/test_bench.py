@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import ROOT
 
 TINY_BUILTIN = ("data.builtin_sizes={train:300,valid:0,test:0}", "data.vocab_size=200", "data.max_tokens=400")

@@ -6,10 +6,10 @@ import pickle
 import pytest
 import torch
 
-from nmt.checkpoint import average_checkpoints, describe_mismatch, load_checkpoint, save_checkpoint
+from nmt.backends import Translator
 from nmt.config import GRUConfig, TransformerConfig, plain_fields
 from nmt.errors import NmtError
-from nmt.translator import Translator
+from nmt.models.checkpoint import average_checkpoints, describe_mismatch, load_checkpoint, save_checkpoint
 
 MARKER = "/tmp/nmt-pwned-marker"
 
@@ -60,11 +60,11 @@ def _payload(kind, config, vocab=b"v"):
 
 def test_mismatches_say_what_differs():
     gru = GRUConfig(name="g", hidden_dim=64)
-    assert describe_mismatch(_payload("gru_attention", gru), "gru_attention", gru, b"v") is None
-    assert "model type" in describe_mismatch(_payload("gru_attention", gru), "transformer", TransformerConfig(name="t"), b"v")
+    assert describe_mismatch(_payload("gru_attention", gru), gru, b"v") is None
+    assert "model type" in describe_mismatch(_payload("gru_attention", gru), TransformerConfig(name="t"), b"v")
     other = GRUConfig(name="g", hidden_dim=128)
-    assert "hidden_dim: 64 vs 128" in describe_mismatch(_payload("gru_attention", gru), "gru_attention", other, b"v")
-    assert "vocabulary" in describe_mismatch(_payload("gru_attention", gru), "gru_attention", gru, b"w")
+    assert "hidden_dim: 64 vs 128" in describe_mismatch(_payload("gru_attention", gru), other, b"v")
+    assert "vocabulary" in describe_mismatch(_payload("gru_attention", gru), gru, b"w")
 
 
 def test_averaging_is_the_elementwise_mean(tmp_path):

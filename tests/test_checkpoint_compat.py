@@ -7,7 +7,6 @@ contract and config reshaping); their outputs were written by that version's `nm
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,9 +4,9 @@ import json
 import shutil
 
 import pytest
-
 from conftest import TINY_DATA, TINY_TRAIN, run_cli
-from nmt.checkpoint import FORMAT, load_checkpoint
+
+from nmt.models.checkpoint import FORMAT, load_checkpoint
 
 
 def _one_line_error(result, *needles):
@@ -156,6 +156,21 @@ def test_config_errors_are_one_line(tmp_path, stage, override, key):
         _one_line_error(result, "ref")
     else:
         _one_line_error(result, key)
+
+
+@pytest.mark.parametrize("stage,overrides", [
+    ("train", ["model=transformer_small", "data.max_len=2000", "model.max_positions=1024"]),
+    ("train", ["model=gru_bahdanau", "data.max_len=1024"]),  # the GRU's bound is fixed at 1024
+])
+def test_a_max_len_the_model_has_no_positions_for_is_one_line_naming_both_keys(tmp_path, stage, overrides):
+    result = run_cli(stage, *overrides, cwd=tmp_path)
+    _one_line_error(result, "config error: data.max_len", "model.max_positions")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()  # refused before any work
+
+
+def test_a_decode_check_fails_at_composition_as_one_config_error_line(tmp_path):
+    result = run_cli("translate", "checkpoint=x.pt", "decode.beam_size=2", "decode.nbest=3", cwd=tmp_path)
+    _one_line_error(result, "config error: decode.nbest", "decode.beam_size=2")
 
 
 def test_reference_and_hypothesis_of_different_lengths_is_one_line(tmp_path):

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from nmt.config import Source
+from nmt.choices import Source, SubwordModel
 from nmt.data.builtin import generate_pairs, number_words
 from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
 from nmt.data.cleaning import EMPTY, IDENTICAL, KEEP, RATIO, TOO_LONG, CleaningRules, removal_reason
@@ -15,7 +15,7 @@ from nmt.data.vocab import Vocab
 from nmt.errors import NmtError
 
 RULES = CleaningRules(max_len=30, max_ratio=2.0, drop_identical=True, dedup=True)
-VOCAB = VocabSettings(vocab_size=60, model_type="unigram", sample_sentences=10_000, character_coverage=1.0)
+VOCAB = VocabSettings(vocab_size=60, model_type=SubwordModel.unigram, sample_sentences=10_000, character_coverage=1.0)
 
 
 def test_german_numbers_put_units_before_tens():
@@ -120,8 +120,8 @@ def test_cache_is_rebuilt_when_the_data_changes(text_corpus, tmp_path):
 
 
 @pytest.mark.parametrize("change", [
-    {"vocab": VocabSettings(70, "unigram", 10_000, 1.0)},
-    {"vocab": VocabSettings(60, "bpe", 10_000, 1.0)},
+    {"vocab": VocabSettings(70, SubwordModel.unigram, 10_000, 1.0)},
+    {"vocab": VocabSettings(60, SubwordModel.bpe, 10_000, 1.0)},
     {"rules": CleaningRules(30, 3.0, True, True)},
 ])
 def test_cache_is_rebuilt_when_settings_change(text_corpus, tmp_path, change):

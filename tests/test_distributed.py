@@ -2,19 +2,20 @@
 
 
 import torch
+from conftest import TINY_TRAIN, run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import TINY_TRAIN, run_cli
-from nmt.checkpoint import load_checkpoint
+from nmt.choices import Precision
 from nmt.cli import CONFIG_DIR
-from nmt.config import Precision, register_configs
+from nmt.config import register_configs
 from nmt.data import prepare_from_config
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import Vocab
-from nmt.distributed import DistInfo
 from nmt.models import build_model
-from nmt.trainer import Trainer
+from nmt.models.checkpoint import load_checkpoint
+from nmt.training.distributed import DistInfo
+from nmt.training.trainer import Trainer
 
 OVERRIDES = [o for o in TINY_TRAIN if not o.startswith(("trainer.max_steps", "trainer.valid_every"))] + [
     "trainer.max_steps=1", "trainer.valid_every=1", "trainer.valid_bleu=false", "model.dropout=0.0",

@@ -4,16 +4,16 @@ import json
 from pathlib import Path
 
 import pytest
-from sacrebleu import corpus_bleu
-from ctranslate2.specs.transformer_spec import TransformerSpec
-
 from conftest import run_cli
-from nmt.config import Quantization
-from nmt.ct2_translator import CT2Translator
+from ctranslate2.specs.transformer_spec import TransformerSpec
+from sacrebleu import corpus_bleu
+
+from nmt.backends import Translator, load_translator
+from nmt.backends.ct2 import CT2Translator
+from nmt.backends.ct2_export import export_checkpoint
+from nmt.choices import LengthNorm, Quantization
+from nmt.config import SearchSettings
 from nmt.data.builtin import generate_pairs
-from nmt.export import export_checkpoint
-from nmt.search import SearchSettings
-from nmt.translator import Translator, load_translator
 
 # A fixed set of sentences, drawn with another seed than the training corpus's.
 SENTENCES, REFERENCES = map(list, zip(*generate_pairs(100, 99)))
@@ -35,7 +35,7 @@ def one_line_error(result) -> str:
 @pytest.mark.parametrize("beam_size", [1, 5])
 def test_an_export_translates_to_the_same_tokens_as_our_search(trained_transformer, exported, beam_size):
     # average is the length normalization both decoders share (CTranslate2's length_penalty=1).
-    settings = SearchSettings(beam_size=beam_size, length_norm="average")
+    settings = SearchSettings(beam_size=beam_size, length_norm=LengthNorm.average)
     ours = Translator.from_checkpoint(trained_transformer, "cpu").translate_hypotheses(SENTENCES, settings)
     theirs = CT2Translator.from_directory(exported, "cpu").translate_hypotheses(SENTENCES, settings)
     same = sum(a[0].tokens == b[0].tokens for a, b in zip(ours, theirs))
@@ -50,7 +50,7 @@ def test_the_loader_picks_the_backend_from_the_path(trained_transformer, exporte
 
 @PRE_NORM_ONLY
 def test_an_export_keeps_our_per_sentence_length_caps(exported):
-    settings = SearchSettings(beam_size=5, length_norm="average", max_len_a=0.5, max_len_b=1)
+    settings = SearchSettings(beam_size=5, length_norm=LengthNorm.average, max_len_a=0.5, max_len_b=1)
     translator = CT2Translator.from_directory(exported, "cpu")
     hyps = translator.translate_hypotheses(SENTENCES, settings)
     caps = [int(0.5 * len(ids) + 1) for ids in translator.vocab.encode(SENTENCES)]
@@ -61,7 +61,7 @@ def test_an_export_keeps_our_per_sentence_length_caps(exported):
 
 @PRE_NORM_ONLY
 def test_an_export_returns_nbest_ranked_with_length_normalized_scores(exported):
-    settings = SearchSettings(beam_size=5, length_norm="average", nbest=3)
+    settings = SearchSettings(beam_size=5, length_norm=LengthNorm.average, nbest=3)
     hyps = CT2Translator.from_directory(exported, "cpu").translate_hypotheses(SENTENCES[:10], settings)
     for nbest in hyps:
         assert len(nbest) == 3
@@ -74,7 +74,7 @@ def test_an_export_returns_nbest_ranked_with_length_normalized_scores(exported):
 def test_an_int8_export_loads_and_translates_about_as_well(trained_transformer, exported, tmp_path):
     int8 = export_checkpoint(trained_transformer, tmp_path / "int8", Quantization.int8)
     assert (int8 / "model.bin").stat().st_size < (exported / "model.bin").stat().st_size / 2
-    settings = SearchSettings(beam_size=1, length_norm="average")
+    settings = SearchSettings(beam_size=1, length_norm=LengthNorm.average)
     float32 = CT2Translator.from_directory(exported, "cpu").translate(SENTENCES, settings)
     quantized = CT2Translator.from_directory(int8, "cpu").translate(SENTENCES, settings)
     assert all(quantized)
@@ -87,7 +87,7 @@ def test_an_int8_export_loads_and_translates_about_as_well(trained_transformer, 
 def test_every_other_quantization_exports_a_model_that_translates(trained_transformer, tmp_path, quantization):
     directory = export_checkpoint(trained_transformer, tmp_path / "ct2", quantization)
     assert json.loads((directory / "nmt_export.json").read_text())["quantization"] == quantization.value
-    settings = SearchSettings(beam_size=1, length_norm="average")
+    settings = SearchSettings(beam_size=1, length_norm=LengthNorm.average)
     assert all(CT2Translator.from_directory(directory, "cpu").translate(SENTENCES[:10], settings))
 
 

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, TINY_DATA, run_cli
-from nmt.checkpoint import load_checkpoint
+
+from nmt.choices import SubwordModel
 from nmt.errors import NmtError
+from nmt.models.checkpoint import load_checkpoint
 
 # Checkpoint at every step so kills land before, during and after checkpoint writes.
 RUN = (*TINY_DATA, "model.embed_dim=32", "model.hidden_dim=48", "trainer.valid_every=1", "trainer.valid_bleu=false",
@@ -150,13 +151,13 @@ def test_disk_full_is_a_clear_error_and_last_stays_intact(tmp_path, monkeypatch)
 
 
 def _tiny_cache(tmp_path):
-    from nmt.config import Source
+    from nmt.choices import Source
     from nmt.data.cache import VocabSettings, prepare_cache
     from nmt.data.cleaning import CleaningRules
     from nmt.data.sources import CorpusSpec, open_corpus
 
     corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 100, "valid": 0, "test": 0}))
-    return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False), VocabSettings(100, "unigram", 10_000, 1.0),
+    return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False), VocabSettings(100, SubwordModel.unigram, 10_000, 1.0),
                          tmp_path / "cache", workers=1)
 
 

@@ -8,19 +8,20 @@ Marked `gpu` and skipped (listed in pytest's -ra summary) where no CUDA device i
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_DATA, TINY_TRAIN, run_cli
-from nmt.config import OptimConfig, Precision, Source, TrainerConfig, TransformerConfig
+
+from nmt.backends import Translator
+from nmt.choices import Precision, Source, SubwordModel
+from nmt.config import OptimConfig, SearchSettings, TrainerConfig, TransformerConfig
 from nmt.data.builtin import generate_pairs
 from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
 from nmt.data.cleaning import CleaningRules
 from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.data.vocab import Vocab
-from nmt.distributed import DistInfo
+from nmt.decoding.search import search
 from nmt.models import build_model
-from nmt.search import SearchSettings, search
-from nmt.translator import Translator
-from nmt.trainer import Trainer
+from nmt.training.distributed import DistInfo
+from nmt.training.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 CUDA = torch.device("cuda")
@@ -34,7 +35,7 @@ TRANSFORMER_OVERRIDES = ("model=transformer_small", "model.d_model=32", "model.h
 def tiny_cache(tmp_path_factory):
     corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 300, "valid": 0, "test": 0},
                                     builtin_seed=1))
-    return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False), VocabSettings(120, "unigram", 10_000, 1.0),
+    return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False), VocabSettings(120, SubwordModel.unigram, 10_000, 1.0),
                          tmp_path_factory.mktemp("cache"), workers=1)
 
 

@@ -1,8 +1,10 @@
-"""The GRU model follows Bahdanau et al.'s equations exactly, masks padding and can learn."""
+"""The GRU model computes the equations its module docstring states (Bahdanau's additive score with
+the query s_t, the state after reading y_{t-1}), masks padding and can learn."""
 
 import torch
 import torch.nn.functional as F
 
+from nmt.choices import OutputLayer
 from nmt.models.gru_attention import BahdanauAttention, GRUAttentionModel
 
 
@@ -14,7 +16,7 @@ def test_attention_is_zero_on_padding_and_sums_to_one(gru_model, padded_batch):
     torch.testing.assert_close(alpha.sum(-1), torch.ones(alpha.shape[:2]))
 
 
-def test_attention_matches_the_equations_computed_directly():
+def test_additive_score_e_ti_matches_v_tanh_W_h_h_i_plus_W_s_s_t_plus_b():
     torch.manual_seed(1)
     attention = BahdanauAttention(key_dim=4, query_dim=3, attention_dim=5)
     h = torch.randn(1, 3, 4)  # three source positions
@@ -32,7 +34,7 @@ def test_attention_matches_the_equations_computed_directly():
     torch.testing.assert_close(c[0], expected_alpha[0] * h[0, 0] + expected_alpha[1] * h[0, 1])
 
 
-def test_output_layer_is_softmax_of_W_o_over_context_and_state(gru_model, padded_batch):
+def test_output_y_t_is_softmax_of_W_o_over_c_t_and_s_t(gru_model, padded_batch):
     src, tgt_in = padded_batch
     state = gru_model.encode(src)
     log_probs, new_state, _ = gru_model.decode_step(tgt_in[:, 0], state)
@@ -41,13 +43,26 @@ def test_output_layer_is_softmax_of_W_o_over_context_and_state(gru_model, padded
     torch.testing.assert_close(log_probs, expected)
 
 
-def test_decoder_is_fed_previous_embedding_and_context(gru_model, padded_batch):
+def test_state_s_t_is_the_gru_over_previous_embedding_and_context_c_t_minus_1(gru_model, padded_batch):
     src, tgt_in = padded_batch
     state = gru_model.encode(src)
     _, state1, _ = gru_model.decode_step(tgt_in[:, 0], state)
     _, state2, _ = gru_model.decode_step(tgt_in[:, 1], state1)
     x = torch.cat([gru_model.tgt_embed(tgt_in[:, 1]), state1.per_hypothesis["c"]], dim=1)
     torch.testing.assert_close(state2.per_hypothesis["s"][:, 0], gru_model.cells[0](x, state1.per_hypothesis["s"][:, 0]))
+
+
+def test_attention_query_is_s_t_the_state_after_reading_y_t_minus_1_not_s_t_minus_1(gru_model, padded_batch):
+    src, tgt_in = padded_batch
+    state = gru_model.encode(src)
+    _, new_state, alpha = gru_model.decode_step(tgt_in[:, 0], state, attention_layer=-1)
+    encoded = state.per_sentence
+    s_t, s_t_minus_1 = new_state.per_hypothesis["s"][:, -1], state.per_hypothesis["s"][:, -1]
+    c_t, alpha_t = gru_model.attention(encoded["keys"], encoded["h"], encoded["mask"], s_t)
+    torch.testing.assert_close(alpha, alpha_t)
+    torch.testing.assert_close(new_state.per_hypothesis["c"], c_t)
+    _, alpha_bahdanau = gru_model.attention(encoded["keys"], encoded["h"], encoded["mask"], s_t_minus_1)
+    assert not torch.allclose(alpha, alpha_bahdanau)
 
 
 def test_keys_are_projected_once_per_sentence(gru_model, padded_batch):
@@ -86,5 +101,5 @@ def test_tiny_model_overfits_a_handful_of_pairs():
 
 
 def test_deep_output_with_tied_embeddings_shares_one_table():
-    model = GRUAttentionModel(vocab_size=20, embed_dim=16, hidden_dim=8, output_layer="deep", tie_embeddings=True)
+    model = GRUAttentionModel(vocab_size=20, embed_dim=16, hidden_dim=8, output_layer=OutputLayer.deep, tie_embeddings=True)
     assert model.W_o.weight is model.tgt_embed.weight is model.src_embed.weight

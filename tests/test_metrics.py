@@ -6,12 +6,12 @@ import sys
 
 import pytest
 import sacrebleu
-
 from conftest import SHARED_DATA, run_cli
+
 from nmt.config import EvalSetConfig
 from nmt.errors import NmtError
-from nmt.evaluate import REPORT_KEYS, build_report, eval_set_files
-from nmt.metrics import read_segments
+from nmt.evaluation.metrics import read_segments
+from nmt.evaluation.report import REPORT_KEYS, build_report, eval_set_files
 
 REFS = ["Ein Mann fährt mit dem Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau liest ein Buch im Park.",
         "Kinder spielen Fußball auf der Wiese.", "Der alte Mann sitzt auf einer Bank."] * 8

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nmt.plots import attention_heatmap
+from nmt.evaluation.plots import attention_heatmap
 
 matplotlib = pytest.importorskip("matplotlib")
 

@@ -3,11 +3,11 @@ recurrent layers."""
 
 import pytest
 import torch
+from conftest import run_cli
 from torch.ao.nn.quantized import dynamic as qdynamic
 
-from conftest import run_cli
-from nmt.precision import quantize_dynamic_int8
-from nmt.translator import Translator
+from nmt.backends import Translator
+from nmt.backends.pytorch import quantize_dynamic_int8
 
 
 def test_int8_replaces_the_gru_models_recurrent_and_linear_layers(tiny_gru_checkpoint):

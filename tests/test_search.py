@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from nmt.choices import LengthNorm
+from nmt.config import SearchSettings
 from nmt.data.batching import pad_sources
 from nmt.data.vocab import EOS_ID
+from nmt.decoding.search import beam_search, greedy_search, length_normalizer, search_corpus
 from nmt.models.interface import DecoderState, Step
-from nmt.search import SearchSettings, beam_search, greedy_search, length_normalizer, search_corpus
 
 SOURCES = [[5, 6, 7, 8], [9, 10], [11], [12, 13, 14, 15, 16, 17]]
 
@@ -61,7 +63,8 @@ def _exhaustive_best(model, vocab, limit, settings):
 def test_beam_search_finds_the_exhaustive_best(norm, alpha, seed):
     vocab, limit = 7, 3  # words 4, 5, 6; outputs of up to 3 words
     model = TinyLM(vocab, seed, eos_bias=-1.0)
-    settings = SearchSettings(beam_size=40, length_penalty=alpha, length_norm=norm, max_len_a=0, max_len_b=limit)
+    settings = SearchSettings(beam_size=40, length_penalty=alpha, length_norm=LengthNorm(norm), max_len_a=0,
+                              max_len_b=limit)
     src = torch.tensor([[4, 3]])
     found = beam_search(model, src, settings)[0][0]
     score, tokens = _exhaustive_best(model, vocab, limit, settings)

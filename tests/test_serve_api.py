@@ -5,14 +5,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from conftest import SERVE_LINES, SHORT_OUTPUTS
 from fastapi.testclient import TestClient
 
-from conftest import SERVE_LINES, SHORT_OUTPUTS
+from nmt.backends import Translator
 from nmt.config import DecodeConfig, ServeConfig
-from nmt.serve.app import STATIC, create_app
 from nmt.models.transformer import TransformerModel
-from nmt.serve.engine import Engine
-from nmt.translator import Translator
+from nmt.service.app import STATIC, create_app
+from nmt.service.engine import Engine
 
 
 def make_client(checkpoint, **settings) -> TestClient:
@@ -133,7 +133,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def transformer_translator(client, one_thread) -> Translator:
     """An untrained tiny Transformer over the tiny run's vocabulary: two decoder layers to choose from."""
-    vocab = client.app.state.service.engine.translator.vocab
+    vocab = client.app.state.endpoints.engine.translator.vocab
     torch.manual_seed(0)
     model = TransformerModel(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=2, heads=2,
                              ffn_dim=32, dropout=0.0, max_positions=64)
@@ -168,14 +168,14 @@ def test_a_sentence_decoded_in_a_crowd_of_requests_equals_it_decoded_alone(trans
 
 
 def test_an_export_is_served_like_its_checkpoint_is_translated(trained_transformer, tmp_path):
-    from nmt.config import LengthNorm
-    from nmt.export import export_checkpoint
-    from nmt.search import SearchSettings
-    from nmt.translator import load_translator
+    from nmt.backends import load_translator
+    from nmt.backends.ct2_export import export_checkpoint
+    from nmt.choices import LengthNorm
+    from nmt.config import SearchSettings
 
     export = export_checkpoint(trained_transformer, tmp_path / "export")
     decode = DecodeConfig(length_norm=LengthNorm.average, **SHORT_OUTPUTS)  # what CTranslate2 can express
-    expected = load_translator(export, "cpu").translate(SERVE_LINES, SearchSettings.from_decode(decode))
+    expected = load_translator(export, "cpu").translate(SERVE_LINES, decode)
     config = ServeConfig(checkpoint=str(export), decode=decode)
     with TestClient(create_app(Engine.load(config.checkpoint, "cpu", decode, -1), config)) as served:
         assert libre(served, q=SERVE_LINES).json() == {"translatedText": expected}

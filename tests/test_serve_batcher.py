@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from nmt.search import Hypothesis
-from nmt.serve.batcher import Batcher, Overloaded
+from nmt.decoding.search import Hypothesis
+from nmt.service.batcher import Batcher, Overloaded
 
 
 class FakeModel:

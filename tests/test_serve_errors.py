@@ -4,14 +4,14 @@ keeps serving. The service runs in process on the tiny GRU."""
 import threading
 
 import pytest
+from conftest import SHORT_OUTPUTS
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHORT_OUTPUTS
 from nmt.config import DecodeConfig, ServeConfig
-from nmt.serve.app import create_app
-from nmt.serve.engine import Engine
+from nmt.service.app import create_app
+from nmt.service.engine import Engine
 
 OK = {"q": "the dog", "source": "en", "target": "de"}
 

@@ -8,9 +8,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from libretranslatepy import LibreTranslateAPI
-
 from conftest import SERVE_LINES, run_cli, serving
+from libretranslatepy import LibreTranslateAPI
 
 
 def post(url: str, body: dict) -> tuple[int, dict]:
@@ -90,4 +89,4 @@ def test_a_taken_port_is_a_one_line_error(served, trained_run):
 def test_a_bad_limit_is_a_one_line_error_naming_it(tmp_path):
     result = run_cli("serve", "checkpoint=nowhere.pt", "max_lines=0", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.decode().strip().splitlines() == ["error: max_lines: must be at least 1"]
+    assert result.stderr.decode().strip().splitlines() == ["config error: max_lines: must be at least 1"]

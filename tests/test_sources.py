@@ -2,12 +2,13 @@
 built-in corpus whose held-out splits are held out."""
 
 import pytest
+from conftest import ROOT, SHARED_DATA, run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import ROOT, SHARED_DATA, run_cli
+from nmt.choices import Source
 from nmt.cli import CONFIG_DIR
-from nmt.config import Source, register_configs
+from nmt.config import register_configs
 from nmt.data import corpus_from_config
 from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.errors import NmtError

@@ -8,37 +8,37 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.config import GRUConfig, OptimConfig, Precision, Source, TrainerConfig
+from nmt.choices import Precision, Schedule, Source, SubwordModel
+from nmt.config import GRUConfig, OptimConfig, SearchSettings, TrainerConfig
 from nmt.data.batching import collate
-from nmt.data.cache import VocabSettings, prepare_cache, EncodedSplit
+from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
 from nmt.data.cleaning import CleaningRules
 from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.data.vocab import PAD_ID, Vocab
-from nmt.distributed import DistInfo
 from nmt.errors import NmtError
 from nmt.models import build_model
-from nmt.optim import lr_factor
-from nmt.checkpoint import load_checkpoint
-from nmt.search import SearchSettings
-from nmt.trainer import Trainer
-from nmt.validation import ValidationSet
+from nmt.models.checkpoint import load_checkpoint
+from nmt.training.distributed import DistInfo
+from nmt.training.optim import lr_factor
+from nmt.training.trainer import Trainer
+from nmt.training.validation import ValidationSet
 
 
 def test_inverse_sqrt_schedule_values():
-    assert lr_factor(1, "inverse_sqrt", 4000) == pytest.approx(1 / 4000)
-    assert lr_factor(2000, "inverse_sqrt", 4000) == pytest.approx(0.5)
-    assert lr_factor(4000, "inverse_sqrt", 4000) == pytest.approx(1.0)
-    assert lr_factor(16000, "inverse_sqrt", 4000) == pytest.approx(0.5)
+    assert lr_factor(1, Schedule.inverse_sqrt, 4000) == pytest.approx(1 / 4000)
+    assert lr_factor(2000, Schedule.inverse_sqrt, 4000) == pytest.approx(0.5)
+    assert lr_factor(4000, Schedule.inverse_sqrt, 4000) == pytest.approx(1.0)
+    assert lr_factor(16000, Schedule.inverse_sqrt, 4000) == pytest.approx(0.5)
     # The paper's formula: d^-0.5 * min(step^-0.5, step * warmup^-1.5), peak d^-0.5 * warmup^-0.5.
     d, warmup = 512, 4000
     for step in (1, 100, 4000, 10000, 100000):
         paper = d ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
-        assert (d ** -0.5 * warmup ** -0.5) * lr_factor(step, "inverse_sqrt", warmup) == pytest.approx(paper)
+        assert (d ** -0.5 * warmup ** -0.5) * lr_factor(step, Schedule.inverse_sqrt, warmup) == pytest.approx(paper)
 
 
 def test_constant_schedule_values():
-    assert lr_factor(50, "constant", 100) == pytest.approx(0.5)
-    assert lr_factor(100, "constant", 100) == 1.0 and lr_factor(10 ** 6, "constant", 100) == 1.0
+    assert lr_factor(50, Schedule.constant, 100) == pytest.approx(0.5)
+    assert lr_factor(100, Schedule.constant, 100) == 1.0 and lr_factor(10 ** 6, Schedule.constant, 100) == 1.0
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def tiny_cache(tmp_path_factory):
     corpus = open_corpus(CorpusSpec(Source.builtin, "en", "de", builtin_sizes={"train": 200, "valid": 0, "test": 0},
                                     builtin_seed=1))
     return prepare_cache(corpus, "b", CleaningRules(100, 3.0, True, False),
-                         VocabSettings(120, "unigram", 10_000, 1.0), root, workers=1)
+                         VocabSettings(120, SubwordModel.unigram, 10_000, 1.0), root, workers=1)
 
 
 def _trainer(cache, tmp_path, model_config=None, precision=Precision.fp32, valid=None, **settings):
@@ -164,8 +164,8 @@ def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path):
 
 def _fitting_trainer(cache, tmp_path, monkeypatch, bleu_scores, **settings):
     scores = iter(bleu_scores)
-    monkeypatch.setattr("nmt.trainer.validate", lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)})
-    monkeypatch.setattr("nmt.trainer.attention_picture", lambda *args: None)
+    monkeypatch.setattr("nmt.training.trainer.validate", lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)})
+    monkeypatch.setattr("nmt.training.trainer.attention_picture", lambda *args: None)
     valid = ValidationSet(EncodedSplit(cache, "train"), [], 64, 300)
     return _trainer(cache, tmp_path, valid=valid, valid_every=1, log_every=1, **settings)
 

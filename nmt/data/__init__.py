@@ -19,7 +19,7 @@ def corpus_from_config(data: DataConfig) -> Corpus:
 def prepare_from_config(data: DataConfig, seed: int = 1) -> Path:
     """The prepared cache directory for this data config (built if missing)."""
     rules = CleaningRules(data.max_len, data.max_ratio, data.drop_identical, data.dedup)
-    vocab = VocabSettings(data.vocab_size, data.spm_model_type.value, data.spm_sample_sentences,
+    vocab = VocabSettings(data.vocab_size, data.spm_model_type, data.spm_sample_sentences,
                           data.spm_character_coverage)
     return prepare_cache(corpus_from_config(data), data.name, rules, vocab, Path(data.cache_dir),
                          seed=seed, workers=data.workers)

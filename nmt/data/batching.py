@@ -5,6 +5,7 @@ exactly where it stopped; batches are dealt to data-parallel ranks round-robin.
 """
 
 from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,15 +30,21 @@ def token_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: 
         pool = order[start:start + pool_size]
         # Sorted by cost first, so a batch's most expensive member is its last one.
         pool = pool[np.lexsort((tgt_lengths[pool], src_lengths[pool], cost[pool]))]
-        pool_cost = cost[pool]
-        begin = 0
-        while begin < len(pool):
-            end = begin + 1
-            while end < len(pool) and (end + 1 - begin) * pool_cost[end] <= max_tokens:
-                end += 1
-            batches.append(pool[begin:end])
-            begin = end
+        batches += [pool[begin:end] for begin, end in fill_budget(cost[pool].tolist(), max_tokens)]
     return batches
+
+
+def fill_budget(costs: Sequence[int], budget: int) -> Iterator[tuple[int, int]]:
+    """Cut items sorted by ascending cost into consecutive runs [begin, end) whose size times their
+    largest (last) cost fits `budget`: the padded size of a batch. An item over the budget alone
+    still gets a run of its own; training refuses such items before, decoding takes them one by one."""
+    begin = 0
+    while begin < len(costs):
+        end = begin + 1
+        while end < len(costs) and (end + 1 - begin) * costs[end] <= budget:
+            end += 1
+        yield begin, end
+        begin = end
 
 
 @dataclass

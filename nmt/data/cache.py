@@ -14,12 +14,12 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from nmt.choices import SubwordModel
 from nmt.data.cleaning import DUPLICATE, KEEP, REASONS, CleaningRules, removal_reason
 from nmt.data.sources import SPLITS, Corpus
 from nmt.data.vocab import Vocab, train_vocab
 from nmt.errors import NmtError
-from nmt.io import atomic_write_text
-from nmt.progress import progress
+from nmt.io import atomic_write_text, progress
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -29,13 +29,14 @@ CHUNK_PAIRS = 20_000
 @dataclass(frozen=True)
 class VocabSettings:
     vocab_size: int
-    model_type: str
+    model_type: SubwordModel
     sample_sentences: int
     character_coverage: float
 
 
 def cache_key(corpus_identity: str, rules: CleaningRules, vocab: VocabSettings, seed: int) -> str:
-    blob = json.dumps([FORMAT_VERSION, corpus_identity, asdict(rules), asdict(vocab), seed], sort_keys=True)
+    blob = json.dumps([FORMAT_VERSION, corpus_identity, asdict(rules), asdict(vocab), seed], sort_keys=True,
+                      default=lambda choice: choice.value)  # an Enum keys the cache by its config string
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

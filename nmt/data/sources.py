@@ -13,9 +13,10 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from nmt.config import Source
+from nmt.choices import Source
 from nmt.data.builtin import generate_pairs, heldout_pairs
 from nmt.errors import NmtError
+from nmt.io import stream_lines
 
 SPLITS = ("train", "valid", "test")
 
@@ -107,23 +108,12 @@ class TextCorpus:
 
     def pairs(self, split: str) -> Iterator[tuple[str, str]]:
         src_path, tgt_path = self.paths(split)
-        for number, (src, tgt) in enumerate(zip_longest(_read_lines(src_path), _read_lines(tgt_path)), start=1):
+        for number, (src, tgt) in enumerate(zip_longest(stream_lines(src_path), stream_lines(tgt_path)), start=1):
             if src is None or tgt is None:
                 shorter = src_path if src is None else tgt_path
                 raise NmtError(f"{src_path} and {tgt_path} differ in length: {shorter} ends at line {number - 1}; "
                                "the files must be line-aligned")
             yield src, tgt
-
-
-def _read_lines(path: Path) -> Iterator[str]:
-    """Lines of a file as a stream: a 4.5M-line corpus is never read whole (nmt.io.decode_lines is)."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                yield raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise NmtError(f"{path}:{number}: not valid UTF-8 ({error.reason}); "
-                               "convert the file to UTF-8") from None
 
 
 class _HubCorpus(ABC):

@@ -5,6 +5,8 @@ from typing import Iterable, Sequence
 
 import sentencepiece as spm
 
+from nmt.choices import SubwordModel
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
@@ -32,14 +34,19 @@ class Vocab:
     def pieces(self, ids: Sequence[int]) -> list[str]:
         return [self._sp.id_to_piece(int(i)) for i in ids]
 
+    def pieces_with_end(self, ids: Sequence[int]) -> list[str]:
+        """The pieces a model read or wrote, ending with the EOS it reads after a source and writes
+        after a target (shown as </s>): what attention rows and columns are labelled with."""
+        return self.pieces([*ids, EOS_ID])
 
-def train_vocab(sentences: Iterable[str], vocab_size: int, model_type: str,
+
+def train_vocab(sentences: Iterable[str], vocab_size: int, model_type: SubwordModel,
                 character_coverage: float, threads: int) -> Vocab:
     """Train a joint model on `sentences` (already a sample of both sides)."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
-        model_type=model_type, character_coverage=character_coverage, num_threads=threads,
+        model_type=model_type.value, character_coverage=character_coverage, num_threads=threads,
         pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
         # A small corpus may not support the requested size; take what it supports.
         hard_vocab_limit=False, minloglevel=2,

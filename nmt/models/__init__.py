@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from nmt.config import GRUConfig, ModelConfig, TransformerConfig, from_plain_fields, plain_fields
+from nmt.config.model import GRUConfig, ModelConfig, TransformerConfig, from_plain_fields, model_arguments
 from nmt.errors import NmtError
 from nmt.models.gru_attention import GRUAttentionModel
 from nmt.models.interface import EncoderDecoder
@@ -33,7 +33,7 @@ def model_kind(config: ModelConfig) -> str:
 
 
 def build_model(config: ModelConfig, vocab_size: int) -> EncoderDecoder:
-    return MODEL_TYPES[model_kind(config)].model_class(vocab_size, **plain_fields(config))
+    return MODEL_TYPES[model_kind(config)].model_class(vocab_size, **model_arguments(config))
 
 
 def config_from(kind: str, values: dict) -> ModelConfig:

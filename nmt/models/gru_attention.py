@@ -1,11 +1,20 @@
-"""GRU encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2015, sec. 3 and app. A).
+"""GRU encoder-decoder with additive attention: Bahdanau, Cho & Bengio (2015)'s encoder and
+attention score, in the decoder order this project was designed with.
 
-Encoder: a bidirectional GRU gives h_i = [→h_i; ←h_i]. Decoder, at each target step t:
+Encoder: a bidirectional GRU gives h_i = [→h_i; ←h_i]; s_0 = tanh(W_init [→h_n; ←h_1]). Decoder, at each
+target step t:
     s_t   = GRU([E y_{t-1}; c_{t-1}], s_{t-1})          the previous embedding and context are fed back
     e_ti  = v^T tanh(W_h h_i + W_s s_t + b)             W_h h_i is computed once per sentence
     α_ti  = softmax_i(e_ti), padding positions masked out
     c_t   = Σ_i α_ti h_i
-    y_t   = softmax(W_o [c_t; s_t] + b_o)               or a deep output layer (output_layer="deep")
+    y_t   = softmax(W_o [c_t; s_t] + b_o)               or a deep output layer (output_layer=deep):
+            softmax(W_o tanh(W_d [c_t; s_t; E y_{t-1}] + b_d) + b_o)
+
+Where this differs from Bahdanau et al.: their attention query is the previous state s_{t-1},
+and c_t enters the recurrence that makes s_t = f(s_{t-1}, y_{t-1}, c_t). Here the query is s_t,
+the state after the GRU has read y_{t-1} (and c_{t-1}), and c_t goes to the output layer beside
+s_t: the order of Luong et al. (2015) with input feeding, with Bahdanau's additive score. Their
+deep output is a maxout layer; ours is tanh.
 """
 
 import torch
@@ -13,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.config import OutputLayer
+from nmt.choices import OutputLayer
+from nmt.config.model import GRUConfig
 from nmt.data.vocab import PAD_ID
 from nmt.models.interface import DecoderState, Step
 
@@ -44,16 +54,15 @@ class BahdanauAttention(nn.Module):
 
 
 class GRUAttentionModel(nn.Module):
-    # A recurrent model has no position table; this only bounds input and output lengths.
-    max_positions = 1024
+    max_positions = GRUConfig.max_positions
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, encoder_layers: int = 1,
-                 decoder_layers: int = 1, dropout: float = 0.0, output_layer: str = "linear",
+                 decoder_layers: int = 1, dropout: float = 0.0, output_layer: OutputLayer = OutputLayer.linear,
                  tie_embeddings: bool = False):
+        """tie_embeddings needs output_layer=deep (GRUConfig checks it): only that layer's input is
+        embed_dim wide."""
         super().__init__()
-        deep = OutputLayer(output_layer) is OutputLayer.deep
-        if tie_embeddings and not deep:
-            raise ValueError("tie_embeddings needs output_layer=deep (the linear layer's input is not embed_dim wide)")
+        deep = output_layer is OutputLayer.deep
         self.hidden_dim, self.decoder_layers = hidden_dim, decoder_layers
         self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.tgt_embed = self.src_embed if tie_embeddings else nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)

@@ -16,6 +16,12 @@ import torch
 Tensors = dict[str, torch.Tensor]
 
 
+def token_limit(max_positions: int) -> int:
+    """Tokens of one sequence a model with `max_positions` takes: the EOS after a source and the
+    BOS before a target each take a position. Longer sources are cut, outputs are capped, here."""
+    return max_positions - 1
+
+
 @dataclass(frozen=True)
 class DecoderState:
     per_sentence: Tensors  # (sentences, ...) each

@@ -1,7 +1,10 @@
 """Encoder-decoder Transformer (Vaswani et al. 2017) with tied embeddings and cached decoding.
 
-Attention is torch's scaled_dot_product_attention, so GPUs use the flash and
-memory-efficient kernels. Pre-norm (LayerNorm before each sublayer) or the paper's post-norm.
+Each layer is written as its equations, in pre-norm (LayerNorm before each sublayer) or the
+paper's post-norm. Attention is torch's scaled_dot_product_attention, so GPUs use the flash and
+memory-efficient kernels. Decoding computes the encoder's keys and values once per sentence and
+shares them across the sentence's beams (CrossAttention); each step appends one position to the
+self-attention caches.
 """
 
 import math
@@ -25,7 +28,9 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O, head_i = Attention(Q W^Q_i, K W^K_i, V W^V_i)."""
+    """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O, head_i = Attention(Q W^Q_i, K W^K_i, V W^V_i),
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (Vaswani et al. 2017, sec. 3.2). W^K and W^V
+    are one fused projection, so keys and values come from one matrix product."""
 
     def __init__(self, d_model: int, heads: int, dropout: float):
         super().__init__()
@@ -38,37 +43,57 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.heads, self.d_head).transpose(1, 2)  # (batch, heads, len, d_head)
 
-    def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = self.kv_proj(memory).chunk(2, dim=-1)
-        return self.split_heads(k), self.split_heads(v)
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv_proj(x).chunk(2, dim=-1)
+        return self.split_heads(k), self.split_heads(v)  # (batch, heads, len, d_head) each
 
-    def queries(self, x: torch.Tensor, memory_rows: int) -> torch.Tensor:
-        """Queries grouped by the keys' batch row: x may hold several rows (beams) per memory row,
-        which then attend as extra query positions. (memory_rows, heads, rows_each * len, d_head)."""
+    def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                   causal: bool = False) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                              dropout_p=self.dropout if self.training else 0.0)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                causal: bool = False) -> torch.Tensor:
+        """x: (rows, len, d_model) gives the queries; k, v: (rows, heads, keys, d_head)."""
+        out = self._attention(self.split_heads(self.q_proj(x)), k, v, mask, causal)  # (rows, heads, len, d_head)
+        rows, heads, length, d_head = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(rows, length, heads * d_head))
+
+
+class CrossAttention(MultiHeadAttention):
+    """The decoder's attention over the encoder output, whose keys and values TransformerModel.encode
+    computes once per sentence.
+
+    In beam search a sentence has several decoder rows (its beams) but still one row of keys and
+    values. Here, and only here, the queries of a sentence's beams are stacked as extra query
+    positions of that one row, so the encoder output is never copied per beam.
+    """
+
+    def _grouped_queries(self, x: torch.Tensor, sentences: int) -> torch.Tensor:
+        """(sentences, heads, beams * len, d_head) from x: (sentences * beams, len, d_model)."""
         q = self.split_heads(self.q_proj(x))  # (rows, heads, len, d_head)
         rows, heads, length, d_head = q.shape
-        if rows == memory_rows:
+        if rows == sentences:
             return q
-        group = rows // memory_rows
-        return q.view(memory_rows, group, heads, length, d_head).transpose(1, 2).reshape(
-            memory_rows, heads, group * length, d_head)
+        beams = rows // sentences
+        return q.view(sentences, beams, heads, length, d_head).transpose(1, 2).reshape(
+            sentences, heads, beams * length, d_head)
 
-    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-               causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                causal: bool = False) -> torch.Tensor:
         rows, length = x.shape[:2]
-        q = self.queries(x, k.size(0))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                             dropout_p=self.dropout if self.training else 0.0)
-        b, heads, grouped, d_head = out.shape
-        out = out.view(b, heads, rows // b, length, d_head).transpose(1, 2)  # (b, group, heads, len, d_head)
-        return self.out_proj(out.transpose(2, 3).reshape(rows, length, heads * d_head))
+        sentences = k.size(0)
+        out = self._attention(self._grouped_queries(x, sentences), k, v, mask)  # (sentences, heads, beams*len, d_head)
+        heads, d_head = out.size(1), out.size(3)
+        out = out.view(sentences, heads, rows // sentences, length, d_head).permute(0, 2, 3, 1, 4)
+        return self.out_proj(out.reshape(rows, length, heads * d_head))
 
     def weights(self, x: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attention probabilities averaged over heads (rows, len, src_len), for inspection only."""
         rows, length = x.shape[:2]
-        q = self.queries(x, k.size(0))
+        q = self._grouped_queries(x, k.size(0))
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d_head)
-        probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).mean(1)  # (b, group * len, src)
+        probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).mean(1)  # (b, beams * len, src)
         return probs.reshape(rows, length, -1)
 
 
@@ -80,65 +105,81 @@ class FeedForward(nn.Sequential):
         super().__init__(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Linear(ffn_dim, d_model))
 
 
-class Residual(nn.Module):
-    """A sublayer's residual connection: x + Dropout(f(LN(x))) when pre-norm, LN(x + Dropout(f(x)))
-    when post-norm (the paper's). `inner` is f's input, `outer` adds f's output back."""
-
-    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
-        super().__init__()
-        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
-
-    def inner(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x) if self.pre_norm else x
-
-    def outer(self, x: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-        y = x + self.dropout(fx)
-        return y if self.pre_norm else self.norm(y)
-
-
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model, heads, ffn_dim, dropout, attention_dropout, pre_norm):
+    """Pre-norm:  x = x + Dropout(SelfAttn(LN(x))),  then x = x + Dropout(FFN(LN(x))).
+    Post-norm (the paper's): x = LN(x + Dropout(SelfAttn(x))),  then x = LN(x + Dropout(FFN(x)))."""
+
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, attention_dropout: float,
+                 pre_norm: bool):
         super().__init__()
+        self.pre_norm = pre_norm
         self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.ffn = FeedForward(d_model, ffn_dim)
-        self.attn_block, self.ffn_block = Residual(d_model, dropout, pre_norm), Residual(d_model, dropout, pre_norm)
+        self.self_attn_norm, self.ffn_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _self_attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.self_attn(x, *self.self_attn.keys_values(x), mask=mask)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        y = self.attn_block.inner(x)
-        x = self.attn_block.outer(x, self.self_attn.attend(y, *self.self_attn.keys_values(y), mask=mask))
-        return self.ffn_block.outer(x, self.ffn(self.ffn_block.inner(x)))
+        """x: (batch, src_len, d_model); mask: (batch, 1, 1, src_len), True where a token is."""
+        if self.pre_norm:
+            x = x + self.dropout(self._self_attention(self.self_attn_norm(x), mask))
+            return x + self.dropout(self.ffn(self.ffn_norm(x)))
+        x = self.self_attn_norm(x + self.dropout(self._self_attention(x, mask)))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+
+KeysValues = tuple[torch.Tensor, torch.Tensor]
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model, heads, ffn_dim, dropout, attention_dropout, pre_norm):
+    """Pre-norm:  x = x + Dropout(SelfAttn(LN(x))),  x = x + Dropout(CrossAttn(LN(x), memory)),
+              x = x + Dropout(FFN(LN(x))).
+    Post-norm: the same three sublayers, each as x = LN(x + Dropout(Sublayer(x)))."""
+
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, attention_dropout: float,
+                 pre_norm: bool):
         super().__init__()
+        self.pre_norm = pre_norm
         self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
-        self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout)
+        self.cross_attn = CrossAttention(d_model, heads, attention_dropout)
         self.ffn = FeedForward(d_model, ffn_dim)
-        self.self_block = Residual(d_model, dropout, pre_norm)
-        self.cross_block = Residual(d_model, dropout, pre_norm)
-        self.ffn_block = Residual(d_model, dropout, pre_norm)
+        self.self_attn_norm, self.cross_attn_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _self_attention(self, x: torch.Tensor, cache: KeysValues | None) -> tuple[torch.Tensor, KeysValues]:
+        """Masked self-attention and its keys and values so far. `cache` holds those of the earlier
+        positions (one new position per decoding step); None is teacher forcing, every position at
+        once under a causal mask."""
+        k, v = self.self_attn.keys_values(x)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)  # (rows, heads, len, d_head)
+        return self.self_attn(x, k, v, causal=cache is None), (k, v)
 
     def forward(self, x: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None, need_weights: bool = False):
+                cache: KeysValues | None = None,
+                need_weights: bool = False) -> tuple[torch.Tensor, KeysValues, torch.Tensor | None]:
         """x: (rows, len, d_model). memory: the encoder's cross-attention keys, values and mask.
-        cache: this layer's self-attention keys and values of the earlier positions; None runs
-        the full causal pass of teacher forcing.
 
         Returns the output, the self-attention keys and values including x's positions (the next
         step's cache), and the cross-attention weights averaged over heads when asked for.
         """
         memory_k, memory_v, memory_mask = memory
-        y = self.self_block.inner(x)
-        k, v = self.self_attn.keys_values(y)
-        if cache is not None:
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)  # (rows, heads, len, d_head)
-        x = self.self_block.outer(x, self.self_attn.attend(y, k, v, causal=cache is None))
-        y = self.cross_block.inner(x)
-        weights = self.cross_attn.weights(y, memory_k, memory_mask) if need_weights else None
-        x = self.cross_block.outer(x, self.cross_attn.attend(y, memory_k, memory_v, mask=memory_mask))
-        x = self.ffn_block.outer(x, self.ffn(self.ffn_block.inner(x)))
-        return x, (k, v), weights
+        if self.pre_norm:
+            attended, cache = self._self_attention(self.self_attn_norm(x), cache)
+            x = x + self.dropout(attended)
+            query = self.cross_attn_norm(x)
+            x = x + self.dropout(self.cross_attn(query, memory_k, memory_v, memory_mask))
+            x = x + self.dropout(self.ffn(self.ffn_norm(x)))
+        else:
+            attended, cache = self._self_attention(x, cache)
+            x = query = self.self_attn_norm(x + self.dropout(attended))
+            x = self.cross_attn_norm(x + self.dropout(self.cross_attn(query, memory_k, memory_v, memory_mask)))
+            x = self.ffn_norm(x + self.dropout(self.ffn(x)))
+        weights = self.cross_attn.weights(query, memory_k, memory_mask) if need_weights else None
+        return x, cache, weights
 
 
 class TransformerModel(nn.Module):

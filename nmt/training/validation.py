@@ -8,16 +8,17 @@ from functools import cached_property
 import numpy as np
 import sacrebleu
 import torch
-import torch.nn.functional as F
 
-from nmt.config import Precision
+from nmt.choices import Precision
+from nmt.config.decode import SearchSettings
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.cache import EncodedSplit
-from nmt.data.vocab import PAD_ID, Vocab
-from nmt.models.interface import EncoderDecoder
-from nmt.plots import attention_figure
-from nmt.precision import autocast
-from nmt.search import SearchSettings, search_corpus
+from nmt.data.vocab import Vocab
+from nmt.decoding.search import search_corpus
+from nmt.device import autocast
+from nmt.evaluation.plots import attention_figure
+from nmt.models.interface import EncoderDecoder, token_limit
+from nmt.training.loss import token_cross_entropy
 
 
 @dataclass
@@ -32,16 +33,16 @@ class ValidationSet:
 
     @cached_property
     def pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        limit = self.max_positions - 1  # one position is the EOS
+        limit = token_limit(self.max_positions)
         return [tuple(side[:limit] for side in self.data.pair(i)) for i in range(len(self.data))]
 
     @cached_property
     def max_tokens(self) -> int:
         longest = int(max(self.data.src_lengths.max(), self.data.tgt_lengths.max())) if len(self.data) else 0
-        return max(self.train_max_tokens * 2, min(longest, self.max_positions - 1) + 2)
+        return max(self.train_max_tokens * 2, min(longest, token_limit(self.max_positions)) + 2)
 
     def batches(self):
-        limit = self.max_positions - 1
+        limit = token_limit(self.max_positions)
         sampler = TokenBatchSampler(np.minimum(self.data.src_lengths, limit), np.minimum(self.data.tgt_lengths, limit),
                                     self.max_tokens, 0, shuffle=False)
         for indices in sampler.epoch_batches(0):
@@ -59,8 +60,7 @@ def validate(model: EncoderDecoder, valid: ValidationSet, vocab: Vocab, search: 
         batch = batch.to(device)
         with autocast(precision, device):
             logits, _ = model(batch.src, batch.tgt_in)
-        total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1),
-                                 ignore_index=PAD_ID, reduction="sum").item()
+        total += token_cross_entropy(logits, batch).item()
         tokens += batch.target_tokens
     loss = total / max(tokens, 1)
     result = {"loss": loss, "ppl": math.exp(min(loss, 50))}
@@ -80,6 +80,5 @@ def attention_picture(model: EncoderDecoder, valid: ValidationSet, vocab: Vocab,
     source = valid.pairs[0][0]
     hyp = search_corpus(model, [source], SearchSettings(beam_size=1), valid.max_tokens, device,
                         attention_layer=-1)[0][0]
-    src_pieces = vocab.pieces(source.tolist()) + ["</s>"]
-    tgt_pieces = vocab.pieces(hyp.tokens) + ["</s>"]
-    return attention_figure(hyp.attention.float().numpy(), src_pieces, tgt_pieces, title)
+    return attention_figure(hyp.attention.float().numpy(), vocab.pieces_with_end(source),
+                            vocab.pieces_with_end(hyp.tokens), title)

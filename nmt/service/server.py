@@ -1,18 +1,16 @@
-"""`python -m nmt.serve checkpoint=PATH [host=..] [port=..]`: serve a model over HTTP until SIGTERM or Ctrl-C."""
+"""Running the service: the listening socket, opened before the model loads so a taken port is one
+clear error, and uvicorn serving the app until SIGTERM or Ctrl-C, draining requests in flight."""
 
 import logging
 import signal
 import socket
 
 import uvicorn
-from omegaconf import DictConfig, OmegaConf
 
-from nmt.cli import run_stage, setup_logging
-from nmt.config import ServeConfig, check_serve
+from nmt.config import ServeConfig
 from nmt.errors import NmtError
-from nmt.serve.app import create_app
-from nmt.serve.engine import Engine
-from nmt.translator import SearchSettings
+from nmt.service.app import create_app
+from nmt.service.engine import Engine
 
 log = logging.getLogger("nmt.serve")
 # In-flight requests get this long to finish after SIGTERM before the server stops anyway.
@@ -33,13 +31,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(cfg: DictConfig) -> None:
-    setup_logging()
-    config: ServeConfig = OmegaConf.to_object(cfg)
-    check_serve(config)
-    SearchSettings.from_decode(config.decode)  # a bad decode.* value fails before the port is taken
-    sock = bind(config.host, config.port)  # first: a taken port fails before seconds of loading
-    engine = Engine.load(config.checkpoint, config.device, config.decode, config.attention_layer)
+def run_server(sock: socket.socket, engine: Engine, config: ServeConfig) -> None:
+    """Serve on `sock` until SIGTERM or Ctrl-C; requests in flight are answered first."""
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(uvicorn.Config(create_app(engine, config), log_config=None, access_log=False,
                                            timeout_graceful_shutdown=GRACEFUL_SECONDS))
@@ -50,11 +43,3 @@ def serve(cfg: DictConfig) -> None:
     log.info("serving http://%s:%d/ (API docs at /docs); %s, beam %d", shown, port, config.checkpoint,
              config.decode.beam_size)
     server.run(sockets=[sock])
-
-
-def main() -> None:
-    run_stage("serve", serve)
-
-
-if __name__ == "__main__":
-    main()

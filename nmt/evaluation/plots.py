@@ -63,8 +63,8 @@ def write_attention_maps(directory: Path, lines: list[str], hyps, translator, co
         if not line.strip() or best[0].attention is None:
             continue
         ids, _ = translator.encode_lines([line])
-        src_pieces = translator.vocab.pieces(ids[0]) + ["</s>"]
-        tgt_pieces = translator.vocab.pieces(best[0].tokens) + ["</s>"]
+        src_pieces = translator.vocab.pieces_with_end(ids[0])
+        tgt_pieces = translator.vocab.pieces_with_end(best[0].tokens)
         weights = best[0].attention[:len(tgt_pieces), :len(src_pieces)].float().numpy()
         if attention_heatmap(weights, src_pieces, tgt_pieces, directory / f"attention_{number}.png", f"line {number}"):
             written += 1

@@ -7,7 +7,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.significance import PairedTest
 
 from nmt.errors import NmtError
-from nmt.io import decode_lines
+from nmt.io import read_lines
 
 METRICS = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
 LENGTH_BUCKETS = [(1, 10), (11, 20), (21, 30), (31, 40), (41, None)]
@@ -21,10 +21,7 @@ def read_segments(path: str | Path) -> list[str]:
     data = path.read_bytes()
     if not data:
         raise NmtError(f"{path}: the file is empty")
-    lines, bad = decode_lines(data)
-    if bad:
-        raise NmtError(f"{path}:{bad[0]}: not valid UTF-8; convert the file to UTF-8")
-    return lines
+    return read_lines(data, str(path))[0]
 
 
 def check_aligned(named: dict[str, list[str]]) -> None:

@@ -1,11 +1,10 @@
 """Device and numeric precision: bf16 autocast where the GPU has it, fp16 with a scaler otherwise, fp32 on CPU."""
 
 import contextlib
-import warnings
 
 import torch
 
-from nmt.config import Precision
+from nmt.choices import Precision
 from nmt.errors import NmtError
 
 
@@ -33,14 +32,3 @@ def autocast(precision: Precision, device: torch.device):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision is Precision.bf16 else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def quantize_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """PyTorch's dynamic int8 quantization: int8 weights, activations quantized per batch, for
-    the linear and recurrent layers (both models' matrix products); CPU inference only."""
-    with warnings.catch_warnings():
-        # torch announces a move of quantized tensors to torchao; the API still works and the
-        # notice would reach every translate run's stderr.
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.GRUCell},
-                                                      dtype=torch.qint8)

@@ -16,14 +16,15 @@ from typing import Callable
 
 import torch
 
-from nmt.config import LengthNorm, Precision
+from nmt.backends.base import LineTranslator
+from nmt.backends.ct2_export import METADATA, VOCAB_FILE
+from nmt.choices import LengthNorm, Precision
+from nmt.config.decode import SearchSettings
 from nmt.data.batching import pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from nmt.decoding.search import Hypothesis, max_output_lengths
+from nmt.device import resolve_device
 from nmt.errors import NmtError
-from nmt.export import METADATA, VOCAB_FILE
-from nmt.precision import resolve_device
-from nmt.search import Hypothesis, SearchSettings, max_output_lengths
-from nmt.translator import LineTranslator
 
 
 def ct2_length_penalty(settings: SearchSettings) -> float:
@@ -41,7 +42,7 @@ class CT2Translator(LineTranslator):
     """An exported Transformer decoded by CTranslate2."""
 
     # GNMT, the checkpoint Translator's default, is refused here; average is the nearest CTranslate2 has.
-    default_settings = SearchSettings(length_norm="average")
+    default_settings = SearchSettings(length_norm=LengthNorm.average)
 
     def __init__(self, engine, vocab: Vocab, device: torch.device, max_positions: int):
         self.engine, self.vocab, self.device, self.max_positions = engine, vocab, device, max_positions

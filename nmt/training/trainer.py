@@ -2,7 +2,7 @@
 `trainer.valid_every` steps, TensorBoard logs, and a clean stop on a budget, patience or a signal.
 
 The pieces it wires: `update.Updater` (one optimizer update), `validation.validate`,
-`checkpoint` (what a checkpoint holds and how it is restored), `data.batching` (the batches).
+`state` (what a run's checkpoint carries and how it is restored), `data.batching` (the batches).
 """
 
 import logging
@@ -15,20 +15,27 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from nmt.checkpoint import (TrainingParts, TrainingProgress, link_checkpoint, model_payload, periodic_checkpoints,
-                            restore_training, rng_state, save_checkpoint, training_payload)
-from nmt.config import ModelConfig, OptimConfig, Precision, TrainerConfig
+from nmt.choices import Precision
+from nmt.config import ModelConfig, OptimConfig, SearchSettings, TrainerConfig
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import Vocab
-from nmt.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, gather_objects
 from nmt.errors import NmtError
-from nmt.models import model_kind
+from nmt.models.checkpoint import model_payload, save_checkpoint
 from nmt.models.interface import EncoderDecoder
-from nmt.optim import build_optimizer
-from nmt.search import SearchSettings
-from nmt.update import UpdateResult, Updater, UpdateSettings
-from nmt.validation import ValidationSet, attention_picture, validate
+from nmt.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, gather_objects
+from nmt.training.optim import build_optimizer
+from nmt.training.state import (
+    TrainingParts,
+    TrainingProgress,
+    link_checkpoint,
+    periodic_checkpoints,
+    restore_training,
+    rng_state,
+    training_payload,
+)
+from nmt.training.update import Updater, UpdateResult, UpdateSettings
+from nmt.training.validation import ValidationSet, attention_picture, validate
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +109,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         path = self.checkpoints / f"step_{self.progress.step}.pt"
-        payload = model_payload(self.model, model_kind(self.model_config), self.model_config, self.vocab.proto)
+        payload = model_payload(self.model, self.model_config, self.vocab.proto)
         try:
             save_checkpoint(path, payload | training_payload(self.parts, self.progress, self.batching(), rng_states))
             link_checkpoint(path, self.checkpoints / "last.pt")

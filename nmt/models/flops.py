@@ -8,7 +8,8 @@ computes gradients with respect to both activations and weights, each as large a
 
 import numpy as np
 
-from nmt.config import GRUConfig, ModelConfig, TransformerConfig
+from nmt.choices import OutputLayer
+from nmt.config.model import GRUConfig, ModelConfig, TransformerConfig
 
 TRAIN_FACTOR = 3
 
@@ -73,7 +74,7 @@ def _gru(c: GRUConfig, vocab: int, s: np.ndarray, t: np.ndarray) -> float:
     cells = (gru(e + 2 * h) + (c.decoder_layers - 1) * gru(h)) * t.sum()
     # Per target step: W_s s_t, then v^T over every source position, then the context Σ α_ti h_i.
     attention = 2 * h * h * t.sum() + (2 * h + 4 * h) * (t * s).sum()
-    if c.output_layer == "deep":
+    if c.output_layer is OutputLayer.deep:
         output = (2 * (3 * h + e) * e + 2 * e * vocab) * t.sum()
     else:
         output = 2 * 3 * h * vocab * t.sum()

@@ -11,12 +11,21 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from nmt.config import ServeConfig
-from nmt.serve.batcher import Batcher, Overloaded
-from nmt.serve.engine import Engine
-from nmt.serve.schemas import (DetectedLanguage, DetectRequest, ErrorResponse, Health, Language, TranslateRequest,
-                               TranslateResponse, V1Request, V1Response)
-from nmt.serve.translation import Service
-from nmt.serve.validation import ApiError, read_payload
+from nmt.service.batcher import Batcher, Overloaded
+from nmt.service.endpoints import Endpoints
+from nmt.service.engine import Engine
+from nmt.service.requests import ApiError, read_payload
+from nmt.service.schemas import (
+    DetectedLanguage,
+    DetectRequest,
+    ErrorResponse,
+    Health,
+    Language,
+    TranslateRequest,
+    TranslateResponse,
+    V1Request,
+    V1Response,
+)
 
 log = logging.getLogger("nmt.serve")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -34,7 +43,7 @@ def create_app(engine: Engine, config: ServeConfig) -> FastAPI:
         await batcher.stop()
 
     app = FastAPI(title="nmt", summary="Neural machine translation with LibreTranslate's API", lifespan=lifespan)
-    app.state.service = Service(engine, batcher, config)
+    app.state.endpoints = Endpoints(engine, batcher, config)
     app.state.body_limit = config.max_body_bytes
     _add_error_handlers(app)
     _add_routes(app)
@@ -53,27 +62,27 @@ def _add_routes(app: FastAPI) -> None:
               openapi_extra=_body_doc(TranslateRequest, form=True), summary="Translate (LibreTranslate's API)")
     async def translate(request: Request) -> TranslateResponse:
         payload = await read_payload(request, request.app.state.body_limit)
-        return await request.app.state.service.libre_translate(payload)
+        return await request.app.state.endpoints.libre_translate(payload)
 
     @app.post("/detect", response_model=list[DetectedLanguage], responses=ERRORS,
               openapi_extra=_body_doc(DetectRequest, form=True), summary="The text's language (LibreTranslate's API)")
     async def detect(request: Request) -> list[DetectedLanguage]:
         payload = await read_payload(request, request.app.state.body_limit)
-        return request.app.state.service.detect(payload)
+        return request.app.state.endpoints.detect(payload)
 
     @app.get("/languages", response_model=list[Language], summary="The model's languages (LibreTranslate's API)")
     async def languages(request: Request) -> list[Language]:
-        return request.app.state.service.languages()
+        return request.app.state.endpoints.languages()
 
     @app.post("/v1/translate", response_model=V1Response, responses=ERRORS,
               openapi_extra=_body_doc(V1Request, form=False), summary="n-best, scores, subwords and attention")
     async def translate_v1(request: Request) -> V1Response:
         payload = await read_payload(request, request.app.state.body_limit)
-        return await request.app.state.service.translate_v1(payload)
+        return await request.app.state.endpoints.translate_v1(payload)
 
     @app.get("/health", response_model=Health)
     async def health(request: Request) -> Health:
-        return request.app.state.service.health()
+        return request.app.state.endpoints.health()
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -1,16 +1,15 @@
 """The one place the service touches the model: load it, decode a batch of lines, and turn
-hypotheses into text, subword tokens and attention rows. The rest of nmt/serve goes through here,
+hypotheses into text, subword tokens and attention rows. The rest of nmt/service goes through here,
 so a change in the Translator's API is adapted in this file alone."""
 
 import ctypes
 import ctypes.util
-
 from dataclasses import replace
 
-from nmt.config import DecodeConfig, DecodeQuantize
-from nmt.translator import Hypothesis, LineTranslator, SearchSettings, Translator, load_translator
-
-END = "</s>"  # the EOS the model reads after the source and emits after the target
+from nmt.backends import LineTranslator, Translator, load_translator
+from nmt.choices import DecodeQuantize
+from nmt.config import DecodeConfig
+from nmt.decoding.search import Hypothesis
 
 
 def _malloc_trim():
@@ -28,7 +27,6 @@ class Engine:
     def __init__(self, translator: LineTranslator, decode: DecodeConfig, attention_layer: int = -1):
         """attention_layer: the Transformer decoder layer whose cross-attention is reported (the GRU has one)."""
         self.translator, self.decode_config, self.attention_layer = translator, decode, attention_layer
-        self.settings = SearchSettings.from_decode(decode)
         # A CTranslate2 export returns no attention weights; a PyTorch model does.
         self.has_attention = isinstance(translator, Translator)
 
@@ -47,7 +45,7 @@ class Engine:
         """The `nbest` best hypotheses per line; blocking, so the service runs it off the event loop."""
         d = self.decode_config
         found = self.translator.translate_hypotheses(
-            lines, replace(self.settings, nbest=nbest), d.max_tokens, d.precision,
+            lines, replace(d, nbest=nbest), d.max_tokens, d.precision,
             attention_layer=self.attention_layer if need_attention else None)
         # glibc keeps a batch's freed tensor buffers in its heaps, so a long-running service's memory
         # would ratchet up to its largest batch ever; hand them back to the OS after each batch.
@@ -59,14 +57,14 @@ class Engine:
         return self.translator.vocab.decode(hypothesis.tokens)
 
     def target_tokens(self, hypothesis: Hypothesis) -> list[str]:
-        return self.translator.vocab.pieces(hypothesis.tokens) + [END]
+        return self.translator.vocab.pieces_with_end(hypothesis.tokens)
 
     def source_tokens(self, line: str) -> list[str]:
         """The subwords the model read, cut where it cuts them; a blank line is not decoded at all."""
         if not line.strip():
             return []
         ids, _ = self.translator.encode_lines([line])
-        return self.translator.vocab.pieces(ids[0]) + [END]
+        return self.translator.vocab.pieces_with_end(ids[0])
 
     @staticmethod
     def attention(hypothesis: Hypothesis, source_count: int) -> list[list[float]] | None:

@@ -1,18 +1,28 @@
 """What each endpoint does with a valid request: check it, queue its lines, shape the answer."""
 
 from nmt.config import ServeConfig
-from nmt.serve.batcher import Batcher
-from nmt.serve.engine import Engine
-from nmt.serve.schemas import (DetectedLanguage, DetectRequest, Health, Language, TranslateRequest, TranslateResponse,
-                               V1Hypothesis, V1Request, V1Response, V1Translation)
-from nmt.serve.validation import ApiError, check_key, check_lines, validate
-from nmt.translator import Hypothesis
+from nmt.decoding.search import Hypothesis
+from nmt.service.batcher import Batcher
+from nmt.service.engine import Engine
+from nmt.service.requests import ApiError, check_key, check_lines, validate
+from nmt.service.schemas import (
+    DetectedLanguage,
+    DetectRequest,
+    Health,
+    Language,
+    TranslateRequest,
+    TranslateResponse,
+    V1Hypothesis,
+    V1Request,
+    V1Response,
+    V1Translation,
+)
 
 NAMES = {"ar": "Arabic", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
          "it": "Italian", "ja": "Japanese", "pt": "Portuguese", "ru": "Russian", "zh": "Chinese"}
 
 
-class Service:
+class Endpoints:
     def __init__(self, engine: Engine, batcher: Batcher, config: ServeConfig):
         self.engine, self.batcher, self.config = engine, batcher, config
         self.keys = frozenset(config.api_keys)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from nmt.translator import Hypothesis
+from nmt.decoding.search import Hypothesis
 
 log = logging.getLogger("nmt.serve")
 

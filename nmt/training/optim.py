@@ -4,14 +4,14 @@ import math
 
 import torch
 
-from nmt.config import Schedule
+from nmt.choices import Schedule
 
 
 def lr_factor(step: int, schedule: Schedule, warmup_steps: int) -> float:
     """Multiplier of the peak learning rate at optimizer step `step` (1-based)."""
     step = max(step, 1)
     warmup = max(warmup_steps, 1)
-    if Schedule(schedule) is Schedule.inverse_sqrt:
+    if schedule is Schedule.inverse_sqrt:
         return min(step / warmup, math.sqrt(warmup / step))
     return min(1.0, step / warmup)
 

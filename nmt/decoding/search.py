@@ -11,40 +11,11 @@ from typing import Callable
 
 import torch
 
-from nmt.config import DecodeConfig, LengthNorm
-from nmt.data.batching import pad_sources
+from nmt.choices import LengthNorm
+from nmt.config.decode import SearchSettings
+from nmt.data.batching import fill_budget, pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from nmt.errors import NmtError
-from nmt.models.interface import DecoderState, EncoderDecoder
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    beam_size: int = 5
-    length_penalty: float = 0.6  # GNMT alpha
-    length_norm: LengthNorm = LengthNorm.gnmt
-    max_len_a: float = 1.5
-    max_len_b: int = 10
-    nbest: int = 1
-
-    def __post_init__(self) -> None:
-        """Values the types allow but search cannot use; named by their decode.* config keys."""
-        checks = ((self.beam_size >= 1, "decode.beam_size", "must be at least 1"),
-                  (1 <= self.nbest <= self.beam_size, "decode.nbest",
-                   f"must be between 1 and decode.beam_size={self.beam_size}"),
-                  (self.length_penalty >= 0, "decode.length_penalty", "must be >= 0: a negative one rewards "
-                   "short outputs without bound"),
-                  (self.max_len_a >= 0 and self.max_len_b >= 1, "decode.max_len_a/max_len_b",
-                   "need a >= 0 and b >= 1"))
-        for ok, key, what in checks:
-            if not ok:
-                raise NmtError(f"{key}: {what}")
-        object.__setattr__(self, "length_norm", LengthNorm(self.length_norm))
-
-    @classmethod
-    def from_decode(cls, decode: DecodeConfig) -> "SearchSettings":
-        return cls(beam_size=decode.beam_size, length_penalty=decode.length_penalty, length_norm=decode.length_norm,
-                   max_len_a=decode.max_len_a, max_len_b=decode.max_len_b, nbest=decode.nbest)
+from nmt.models.interface import DecoderState, EncoderDecoder, token_limit
 
 
 @dataclass
@@ -68,7 +39,7 @@ def max_output_lengths(src: torch.Tensor, settings: SearchSettings, max_position
     """a * source_length + b tokens (the source without its EOS), within the model's positions."""
     src_lengths = (src != PAD_ID).sum(1) - 1
     limits = (settings.max_len_a * src_lengths.float() + settings.max_len_b).long()
-    return limits.clamp(min=1, max=max_positions - 1)  # (batch,)
+    return limits.clamp(min=1, max=token_limit(max_positions))  # (batch,)
 
 
 def _forbid_specials(log_probs: torch.Tensor) -> torch.Tensor:
@@ -234,18 +205,14 @@ def search_corpus(model: EncoderDecoder, sources: list, settings: SearchSettings
     """Search every source (a sequence of ids, without EOS) in batches of at most `max_tokens`
     source tokens, shortest first to keep padding small; results come back in input order."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    # Beams multiply the rows, so the budget counts every beam's copy of the source and its EOS.
+    costs = [(len(sources[i]) + 1) * settings.beam_size for i in order]
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    start = 0
-    while start < len(order):
-        end = start + 1
-        # Beams multiply the rows, so the budget counts every beam's copy of the source.
-        while end < len(order) and (end + 1 - start) * (len(sources[order[end]]) + 1) * settings.beam_size <= max_tokens:
-            end += 1
-        chunk = order[start:end]
+    for begin, end in fill_budget(costs, max_tokens):
+        chunk = order[begin:end]
         src = pad_sources([sources[i] for i in chunk]).to(device)
         for i, hyps in zip(chunk, search(model, src, settings, attention_layer)):
             results[i] = hyps
         if on_batch is not None:
             on_batch(len(chunk))
-        start = end
     return results

@@ -10,15 +10,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from nmt.checkpoint import TrainingParts, TrainingProgress
-from nmt.config import Precision
+from nmt.choices import Precision
 from nmt.data.batching import Batch
-from nmt.data.vocab import PAD_ID
-from nmt.distributed import DistInfo, all_reduce_sum
+from nmt.device import autocast
 from nmt.errors import NmtError
-from nmt.precision import autocast
+from nmt.training.distributed import DistInfo, all_reduce_sum
+from nmt.training.loss import token_cross_entropy
+from nmt.training.state import TrainingParts, TrainingProgress
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,7 @@ class Updater:
         """Label-smoothed cross-entropy summed over the batch's target tokens."""
         with autocast(self.precision, self.device):
             logits, _ = self.net(batch.src, batch.tgt_in)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1),
-                               ignore_index=PAD_ID, label_smoothing=self.settings.label_smoothing, reduction="sum")
+        return token_cross_entropy(logits, batch, self.settings.label_smoothing)
 
     def update(self, batches: list[Batch], progress: TrainingProgress) -> UpdateResult:
         """One update from `batches`; progress.step counts it only when it was taken."""

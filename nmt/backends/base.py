@@ -1,0 +1,58 @@
+"""What both translation backends share: lines in, n-best hypotheses out, with the same truncation
+and blank-line rules. A backend sets vocab, device and max_positions and implements search_ids."""
+
+import logging
+from typing import Callable
+
+import torch
+
+from nmt.choices import Precision
+from nmt.config.decode import SearchSettings
+from nmt.data.vocab import Vocab
+from nmt.decoding.search import Hypothesis
+from nmt.io import line_numbers
+from nmt.models.interface import token_limit
+
+log = logging.getLogger("nmt.translate")
+
+
+class LineTranslator:
+    """The interface translate, serve and Python callers use, whichever engine searches."""
+
+    vocab: Vocab
+    device: torch.device
+    max_positions: int
+    default_settings = SearchSettings()  # what translate() uses when given none
+
+    def search_ids(self, sources: list[list[int]], settings: SearchSettings, max_tokens: int, precision: Precision,
+                   attention_layer: int | None, on_batch: Callable[[int], None] | None) -> list[list[Hypothesis]]:
+        raise NotImplementedError
+
+    def encode_lines(self, lines: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids per line, cut to the model's maximum; also the (1-based) lines that were cut."""
+        limit = token_limit(self.max_positions)
+        ids = self.vocab.encode(lines)
+        truncated = [n for n, x in enumerate(ids, start=1) if len(x) > limit]
+        return [x[:limit] for x in ids], truncated
+
+    def translate_hypotheses(self, lines: list[str], settings: SearchSettings, max_tokens: int = 8000,
+                             precision: Precision = Precision.fp32, attention_layer: int | None = None,
+                             on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
+        """n-best hypotheses per line, in input order; a blank line gets an empty hypothesis.
+        With `attention_layer` (a Transformer decoder layer; any number for the GRU) each
+        hypothesis carries its attention over the source."""
+        ids, truncated = self.encode_lines(lines)
+        if truncated:
+            log.warning("%d line(s) longer than %d tokens were truncated: %s", len(truncated),
+                        token_limit(self.max_positions), line_numbers(truncated, shown=20))
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, 0.0)] for _ in lines]
+        found = self.search_ids([ids[i] for i in todo], settings, max_tokens, precision, attention_layer, on_batch)
+        for i, hyps in zip(todo, found):
+            results[i] = hyps
+        return results
+
+    def translate(self, lines: list[str], settings: SearchSettings | None = None, max_tokens: int = 8000) -> list[str]:
+        """One translation per input string, in order (default_settings unless given)."""
+        hyps = self.translate_hypotheses(lines, settings or self.default_settings, max_tokens)
+        return [self.vocab.decode(h[0].tokens) for h in hyps]

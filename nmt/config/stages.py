@@ -1,0 +1,102 @@
+"""The configs of the stages other than training: prepare, translate, evaluate, export and serve."""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from nmt.choices import InvalidLines, Quantization
+from nmt.config.checks import require
+from nmt.config.data import DataConfig
+from nmt.config.decode import DecodeConfig
+
+
+@dataclass
+class PrepareConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass
+class TranslateConfig:
+    checkpoint: str = MISSING
+    input: Optional[str] = None  # None: stdin
+    output: Optional[str] = None  # None: stdout
+    device: str = "auto"
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # A line that is not UTF-8: error (stop, naming it) or empty (translate it as an empty line).
+    invalid_lines: InvalidLines = InvalidLines.error
+    # Attention heatmaps for the first attention_count sentences go here when set.
+    attention_dir: Optional[str] = None
+    attention_count: int = 5
+    attention_layer: int = -1  # Transformer: which decoder layer's cross-attention
+
+
+@dataclass
+class EvalSetConfig:
+    # sacreBLEU's name of a standard test set (`sacrebleu --list`); it is downloaded once into ~/.sacrebleu.
+    sacrebleu: Optional[str] = None
+    langpair: str = "en-de"
+    # The same files in a local copy: test_root=DIR reads DIR/<local>.<src lang> and DIR/<local>.<tgt lang>.
+    local: Optional[str] = None
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = MISSING  # a Transformer checkpoint (GRU models have no CTranslate2 counterpart)
+    output: str = MISSING  # the CTranslate2 model directory to write
+    quantization: Quantization = Quantization.none
+    overwrite: bool = False  # replace an existing non-empty output (only once the new one is complete)
+    # Recorded in the metadata; None: read from the run's config.yaml beside checkpoints/.
+    src_lang: Optional[str] = None
+    tgt_lang: Optional[str] = None
+
+
+@dataclass
+class EvaluateConfig:
+    # A path, or a list of paths ([a,b]): several systems, the first is the baseline.
+    hyp: Any = MISSING
+    # A path, or a list of paths: several references per segment.
+    ref: Any = None
+    # test=NAME (configs/test/: wmt14, wmt14_dev, multi30k_2016) fills this: references and sources
+    # of a standard test set; ref= and src= given as well take precedence.
+    test: EvalSetConfig = field(default_factory=EvalSetConfig)
+    # Read test=NAME's files from this local directory instead of sacreBLEU's download.
+    test_root: Optional[str] = None
+    src: Optional[str] = None  # enables the breakdown by source length
+    report_dir: str = "reports"
+    bootstrap: int = 1000  # resamples for confidence intervals and the paired bootstrap test
+    randomization: int = 10000  # trials of the approximate randomization test (sacreBLEU's default)
+    worst: int = 10  # lowest-chrF sentences listed
+
+
+@dataclass
+class ServeConfig:
+    checkpoint: str = MISSING
+    device: str = "auto"
+    # Loopback unless asked: a model server should not face a network by accident.
+    host: str = "127.0.0.1"
+    port: int = 5000  # LibreTranslate's port, so its clients' defaults work; 0 picks a free one
+    # A checkpoint does not record its languages; /languages and the source/target checks use these.
+    source_language: str = "en"
+    target_language: str = "de"
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # decode.max_tokens is the batch's token budget
+    attention_layer: int = -1  # Transformer: which decoder layer's cross-attention /v1 reports
+    # A batch waits this long for more requests once its first has come; more waiting trades latency for throughput.
+    max_wait_ms: float = 5.0
+    # Sentences accepted and not yet answered; past it requests get 429, so memory stays bounded.
+    max_queued_lines: int = 1024
+    max_chars: int = 1000  # per line
+    max_lines: int = 64  # per request
+    max_body_bytes: int = 1_000_000  # refused from the Content-Length header before the body is read
+    # With keys set, /translate and /v1/translate need one of them as api_key; empty: open.
+    api_keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require(0 <= self.port <= 65535, "port", "must be between 0 and 65535")
+        require(self.max_wait_ms >= 0, "max_wait_ms", "must be >= 0")
+        for key in ("max_queued_lines", "max_chars", "max_lines", "max_body_bytes"):
+            require(getattr(self, key) >= 1, key, "must be at least 1")
+        require(self.max_queued_lines >= self.max_lines, "max_queued_lines",
+                f"must be at least max_lines={self.max_lines}")
+        require(all(key.strip() for key in self.api_keys), "api_keys",
+                "an empty key would let every request in; remove it")

@@ -1,0 +1,72 @@
+"""The training stage: the loop, the optimizer, and the checks that span data, model and trainer."""
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+from nmt.choices import Precision, Schedule
+from nmt.config.checks import require
+from nmt.config.data import DataConfig
+from nmt.config.decode import DecodeConfig
+from nmt.config.model import ModelConfig
+
+
+@dataclass
+class TrainerConfig:
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 1
+    max_steps: int = 0  # 0: no step limit
+    max_epochs: int = 0  # 0: no epoch limit
+    max_minutes: float = 0.0  # wall-clock budget; 0: none
+    accumulate: int = 1  # micro-batches per optimizer step
+    clip_norm: float = 1.0  # 0 disables clipping
+    label_smoothing: float = 0.1
+    precision: Precision = Precision.auto
+    compile: bool = False
+    log_every: int = 50
+    valid_every: int = 500  # steps between validations; also saves checkpoints
+    valid_bleu: bool = True  # decoded with the run's `decode` settings (greedy by default: fast, ranks well)
+    keep_last: int = 5  # periodic checkpoints kept
+    patience: int = 0  # validations without BLEU improvement before stopping; 0: never
+    threads: int = 0  # CPU threads for torch; 0: torch's default
+    # Stop after this many consecutive non-finite losses instead of training on garbage.
+    max_bad_steps: int = 20
+
+    def __post_init__(self) -> None:
+        require(self.log_every >= 1, "trainer.log_every", "must be at least 1")
+        require(self.valid_every >= 1, "trainer.valid_every", "must be at least 1")
+        require(self.accumulate >= 1, "trainer.accumulate", "must be at least 1")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    # inverse_sqrt: linear warmup then lr * sqrt(warmup / step); constant: warmup then flat.
+    schedule: Schedule = Schedule.inverse_sqrt
+    warmup_steps: int = 4000
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "optim.lr", "must be > 0")
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    name: str = MISSING
+    run_dir: str = MISSING
+
+    def __post_init__(self) -> None:
+        d, positions = self.data, self.model.max_positions
+        require(d.max_tokens > d.max_len, "data.max_tokens",
+                f"must exceed data.max_len={d.max_len} so the longest kept pair fits in a batch")
+        # A kept pair of max_len tokens plus its EOS (source) or BOS (target) must fit the model's positions.
+        require(d.max_len < positions, "data.max_len",
+                f"{d.max_len} is not below model.max_positions={positions} (one position is the EOS); "
+                "lower data.max_len or raise model.max_positions")
