@@ -5,6 +5,7 @@ leaves the active set as soon as it is done, so the work shrinks as sentences fi
 its cached state follows the survivors through one index_select per tensor.
 """
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -107,11 +108,13 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettin
                 attention_layer: int | None = None) -> list[list[Hypothesis]]:
     """The `nbest` best-scoring hypotheses per sentence, best first.
 
-    Each step keeps the beam_size best unfinished extensions of every sentence out of
-    the 2 * beam_size best candidates; candidates ending in EOS are finished. A sentence
-    is done when beam_size hypotheses have finished, or when no active beam can still
-    beat its nbest-th finished one: log-probabilities only fall, so an active beam's best
-    possible score is its current log-probability over the largest normalizer it can reach.
+    Each step takes the 2 * beam_size best candidates of every sentence; those of its
+    beam_size best that end in EOS are finished, and the beam_size best that do not end
+    become its beams. A sentence keeps only its nbest best finished hypotheses. It is done
+    when it has no beam left, when it reaches its length cap, or when no beam can still beat
+    its nbest-th best finished hypothesis: a beam's log-probability only falls as it grows
+    and the normalizer only grows, so its log-probability over the normalizer at the cap
+    bounds every score it can still reach (with length_norm=none, the log-probability itself).
     """
     k, batch, device = settings.beam_size, src.size(0), src.device
     scores = torch.full((batch, k), -math.inf, device=device)
@@ -121,7 +124,7 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettin
     beams = _Beams(torch.arange(batch, device=device), scores,
                    torch.full((batch * k, 1), BOS_ID, dtype=torch.long, device=device), None, decoder)
     limits = max_output_lengths(src, settings, model.max_positions)
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # per sentence its nbest best, best first
     step = 0
     while beams.sentences.numel() > 0:
         log_probs, beams.decoder, alpha = model.decode_step(beams.history[:, -1], beams.decoder, attention_layer)
@@ -131,7 +134,7 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettin
             beams.attention = alpha if beams.attention is None else torch.cat([beams.attention, alpha], 1)
         beams = _advance(beams, log_probs, finished, limits, step, settings)
         step += 1
-    return [sorted(hyps, key=lambda h: -h.score)[:settings.nbest] for hyps in finished]
+    return finished
 
 
 def _advance(beams: _Beams, log_probs: torch.Tensor, finished: list[list[Hypothesis]], limits: torch.Tensor,
@@ -163,37 +166,45 @@ def _advance(beams: _Beams, log_probs: torch.Tensor, finished: list[list[Hypothe
 
 def _finish(beams: _Beams, cand_scores: torch.Tensor, cand_beams: torch.Tensor, ends: torch.Tensor,
             finished: list[list[Hypothesis]], step: int, settings: SearchSettings) -> None:
-    """Only EOS among a sentence's k best candidates finishes a hypothesis (as in fairseq). The
-    bookkeeping is Python over a few rows, so the small tensors are fetched once."""
+    """Only EOS among a sentence's k best candidates finishes a hypothesis (as in fairseq). A sentence
+    keeps its nbest best finished hypotheses, best first: all the stopping test and the answer need,
+    so memory stays bounded however long it searches. The bookkeeping is Python over a few rows, so
+    the small tensors are fetched once."""
     positions = ends.nonzero().tolist()
     if not positions:
         return
-    k, norm = settings.beam_size, length_normalizer(step + 1, settings)
+    k, nbest, norm = settings.beam_size, settings.nbest, length_normalizer(step + 1, settings)
     score_rows, beam_rows, active = cand_scores.tolist(), cand_beams.tolist(), beams.sentences.tolist()
     for row, col in positions:
+        best, lp = finished[active[row]], score_rows[row][col]
+        if len(best) == nbest and lp / norm <= best[-1].score:
+            continue  # it would rank after all of the nbest best; an equal score ranks after the earlier one
         beam_row = row * k + beam_rows[row][col]
-        lp = score_rows[row][col]
         attention = beams.attention[beam_row].cpu() if beams.attention is not None else None
-        finished[active[row]].append(Hypothesis(beams.history[beam_row, 1:].tolist(), lp / norm, lp, attention))
+        bisect.insort(best, Hypothesis(beams.history[beam_row, 1:].tolist(), lp / norm, lp, attention),
+                      key=lambda h: -h.score)
+        del best[nbest:]
 
 
-def _is_done(finished: list[Hypothesis], best_alive: float, limit: int, step: int,
-             settings: SearchSettings) -> bool:
+def _is_done(best: list[Hypothesis], best_alive: float, limit: int, step: int, settings: SearchSettings) -> bool:
+    """Whether a sentence can stop: it has no beam left, it reached its length cap, or no beam can
+    still beat its nbest-th best finished hypothesis (`best`: its nbest best, best first)."""
     if best_alive == -math.inf or step >= limit:
         return True
-    if len(finished) >= settings.beam_size:
-        return True
-    if len(finished) < settings.nbest:
+    if len(best) < settings.nbest:
         return False
-    nth_best = sorted((h.score for h in finished), reverse=True)[settings.nbest - 1]
-    # Scores are <= 0, so the largest normalizer gives the best score an active beam can reach.
-    return best_alive / length_normalizer(limit + 1, settings) <= nth_best
+    # Log-probabilities are <= 0 and only fall, and the normalizer grows with the length, so the
+    # largest normalizer, the one at the cap, gives the best score a beam can still reach; with
+    # length_norm=none it is 1. A beam that can at most tie would rank after the earlier hypothesis.
+    return best_alive / length_normalizer(limit + 1, settings) <= best[-1].score
 
 
 def search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings,
            attention_layer: int | None = None) -> list[list[Hypothesis]]:
-    """Beam search, or the faster greedy path when the beam is one and one best is asked.
-    `attention_layer` (None: no attention) is passed to the model's decode_step."""
+    """Beam search, or the faster greedy path when the beam is one and one best is asked. (Under a
+    length normalization, beam_search with a beam of one can go on past greedy's first EOS while a
+    longer output could still score better; a beam of one here means greedy.) `attention_layer`
+    (None: no attention) is passed to the model's decode_step."""
     if settings.beam_size == 1 and settings.nbest == 1:
         return greedy_search(model, src, settings, attention_layer)
     return beam_search(model, src, settings, attention_layer)
