@@ -6,50 +6,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TableLM, TinyLM
 
 from nmt.choices import LengthNorm
 from nmt.config import SearchSettings
 from nmt.data.batching import pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID
 from nmt.decoding.search import beam_search, greedy_search, length_normalizer, max_output_lengths, search_corpus
-from nmt.models.interface import DecoderState, Step
 
 SOURCES = [[5, 6, 7, 8], [9, 10], [11], [12, 13, 14, 15, 16, 17]]
-
-
-class TableLM(torch.nn.Module):
-    """Next-token log-probabilities looked up by step and previous token in a fixed table: a model
-    whose every output sequence can be scored by hand."""
-
-    max_positions = 64
-
-    def __init__(self, table: torch.Tensor):
-        super().__init__()
-        self.table = table  # (steps, prev, next) log-probabilities
-
-    def encode(self, src):
-        return DecoderState({}, {"step": torch.zeros(src.size(0), dtype=torch.long)})
-
-    def decode_step(self, prev, state, attention_layer=None):
-        step = state.per_hypothesis["step"]
-        return Step(self.table[step, prev].clone(), DecoderState({}, {"step": step + 1}), None)
-
-    def sequence_log_prob(self, tokens):
-        prev, total = BOS_ID, 0.0
-        for t, token in enumerate(tokens):
-            total += self.table[t, prev, token].item()
-            prev = token
-        return total
-
-
-class TinyLM(TableLM):
-    """A random table over 8 steps; a negative `eos_bias` makes outputs longer."""
-
-    def __init__(self, vocab: int, seed: int, eos_bias: float = 0.0):
-        g = torch.Generator().manual_seed(seed)
-        logits = torch.randn(8, vocab, vocab, generator=g) * 2
-        logits[:, :, EOS_ID] += eos_bias
-        super().__init__(torch.log_softmax(logits, -1))
 
 
 def _exhaustive_best(model, vocab, limit, settings):
