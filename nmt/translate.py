@@ -11,6 +11,7 @@ from nmt.backends import load_translator
 from nmt.choices import DecodeQuantize
 from nmt.cli import run_stage
 from nmt.config import TranslateConfig
+from nmt.decoding.glossary import line_constraints
 from nmt.errors import NmtError
 from nmt.evaluation.plots import write_attention_maps
 from nmt.io import atomic_open, line_numbers, progress, read_lines, setup_logging
@@ -42,11 +43,13 @@ def translate(cfg: DictConfig) -> None:
     config: TranslateConfig = OmegaConf.to_object(cfg)
     lines = _input_lines(config)
     d = config.decode
+    constraints = line_constraints(d, lines)
     translator = load_translator(config.checkpoint, config.device, quantize=d.quantize is DecodeQuantize.int8)
     with progress(total=len(lines), desc="translate", unit="sent", disable=config.input is None) as bar:
         hyps = translator.translate_hypotheses(
             lines, d, d.max_tokens, d.precision,
-            attention_layer=config.attention_layer if config.attention_dir is not None else None, on_batch=bar.update)
+            attention_layer=config.attention_layer if config.attention_dir is not None else None, on_batch=bar.update,
+            constraints=constraints)
     if config.attention_dir is not None:
         write_attention_maps(Path(config.attention_dir), lines, hyps, translator, config.attention_count)
     outputs = (format_hypotheses(h, translator.vocab, d.nbest) + "\n" for h in hyps)

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from nmt.choices import SubwordModel
+from nmt.data.vocab import BOS_ID, EOS_ID
 from nmt.models.gru_attention import GRUAttentionModel
+from nmt.models.interface import DecoderState, Step
 from nmt.models.transformer import TransformerModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,3 +164,38 @@ def tiny_gru_checkpoint(tmp_path_factory) -> Path:
     save_checkpoint(path, {"format": FORMAT, "model_kind": "gru_attention", "model_config": sizes,
                            "vocab": vocab_tensor(vocab.proto), "model": model.state_dict()})
     return path
+
+
+class TableLM(torch.nn.Module):
+    """Next-token log-probabilities looked up by step and previous token in a fixed table: a model
+    whose every output sequence can be scored by hand."""
+
+    max_positions = 64
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = table  # (steps, prev, next) log-probabilities
+
+    def encode(self, src):
+        return DecoderState({}, {"step": torch.zeros(src.size(0), dtype=torch.long)})
+
+    def decode_step(self, prev, state, attention_layer=None):
+        step = state.per_hypothesis["step"]
+        return Step(self.table[step, prev].clone(), DecoderState({}, {"step": step + 1}), None)
+
+    def sequence_log_prob(self, tokens):
+        prev, total = BOS_ID, 0.0
+        for t, token in enumerate(tokens):
+            total += self.table[t, prev, token].item()
+            prev = token
+        return total
+
+
+class TinyLM(TableLM):
+    """A random table over 8 steps; a negative `eos_bias` makes outputs longer."""
+
+    def __init__(self, vocab: int, seed: int, eos_bias: float = 0.0):
+        g = torch.Generator().manual_seed(seed)
+        logits = torch.randn(8, vocab, vocab, generator=g) * 2
+        logits[:, :, EOS_ID] += eos_bias
+        super().__init__(torch.log_softmax(logits, -1))

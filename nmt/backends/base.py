@@ -9,6 +9,7 @@ import torch
 from nmt.choices import Precision
 from nmt.config.decode import SearchSettings
 from nmt.data.vocab import Vocab
+from nmt.decoding.constraints import Phrase
 from nmt.decoding.search import Hypothesis
 from nmt.io import line_numbers
 from nmt.models.interface import token_limit
@@ -25,7 +26,9 @@ class LineTranslator:
     default_settings = SearchSettings()  # what translate() uses when given none
 
     def search_ids(self, sources: list[list[int]], settings: SearchSettings, max_tokens: int, precision: Precision,
-                   attention_layer: int | None, on_batch: Callable[[int], None] | None) -> list[list[Hypothesis]]:
+                   attention_layer: int | None, on_batch: Callable[[int], None] | None,
+                   constraints: list[list[Phrase]] | None = None) -> list[list[Hypothesis]]:
+        """The search itself, over token ids; `constraints`: per source, target phrases as token ids."""
         raise NotImplementedError
 
     def encode_lines(self, lines: list[str]) -> tuple[list[list[int]], list[int]]:
@@ -37,20 +40,28 @@ class LineTranslator:
 
     def translate_hypotheses(self, lines: list[str], settings: SearchSettings, max_tokens: int = 8000,
                              precision: Precision = Precision.fp32, attention_layer: int | None = None,
-                             on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
+                             on_batch: Callable[[int], None] | None = None,
+                             constraints: list[list[str]] | None = None) -> list[list[Hypothesis]]:
         """n-best hypotheses per line, in input order; a blank line gets an empty hypothesis.
         With `attention_layer` (a Transformer decoder layer; any number for the GRU) each
-        hypothesis carries its attention over the source."""
+        hypothesis carries its attention over the source. `constraints` gives each line the target
+        phrases its translation must contain (terminology; see nmt.decoding.glossary)."""
         ids, truncated = self.encode_lines(lines)
         if truncated:
             log.warning("%d line(s) longer than %d tokens were truncated: %s", len(truncated),
                         token_limit(self.max_positions), line_numbers(truncated, shown=20))
         todo = [i for i, line in enumerate(lines) if line.strip()]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0, 0.0)] for _ in lines]
-        found = self.search_ids([ids[i] for i in todo], settings, max_tokens, precision, attention_layer, on_batch)
+        phrases = [self.encode_phrases(constraints[i]) for i in todo] if constraints is not None else None
+        found = self.search_ids([ids[i] for i in todo], settings, max_tokens, precision, attention_layer, on_batch,
+                                phrases if phrases is not None and any(phrases) else None)
         for i, hyps in zip(todo, found):
             results[i] = hyps
         return results
+
+    def encode_phrases(self, phrases: list[str]) -> list[Phrase]:
+        """Target phrases as the subword ids the model writes them with, as at the start of a word."""
+        return [tuple(ids) for ids in self.vocab.encode(phrases) if ids]
 
     def translate(self, lines: list[str], settings: SearchSettings | None = None, max_tokens: int = 8000) -> list[str]:
         """One translation per input string, in order (default_settings unless given)."""

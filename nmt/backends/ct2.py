@@ -22,6 +22,7 @@ from nmt.choices import LengthNorm, Precision
 from nmt.config.decode import SearchSettings
 from nmt.data.batching import pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from nmt.decoding.constraints import Phrase
 from nmt.decoding.search import Hypothesis, max_output_lengths
 from nmt.device import resolve_device
 from nmt.errors import NmtError
@@ -76,7 +77,11 @@ class CT2Translator(LineTranslator):
         return cls(engine, vocab, resolved, int(metadata["model_config"]["max_positions"]))
 
     def search_ids(self, sources: list[list[int]], settings: SearchSettings, max_tokens: int, precision: Precision,
-                   attention_layer: int | None, on_batch: Callable[[int], None] | None) -> list[list[Hypothesis]]:
+                   attention_layer: int | None, on_batch: Callable[[int], None] | None,
+                   constraints: list[list[Phrase]] | None = None) -> list[list[Hypothesis]]:
+        if constraints:
+            raise NmtError("decode.glossary / decode.constraints: CTranslate2 has no constrained search, so an "
+                           "export cannot keep terminology; translate with the checkpoint instead")
         if attention_layer is not None:
             raise NmtError("attention_dir: an export does not return attention weights; "
                            "pass the checkpoint to draw them")

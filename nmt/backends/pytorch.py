@@ -10,6 +10,7 @@ from nmt.backends.base import LineTranslator
 from nmt.choices import Precision
 from nmt.config.decode import SearchSettings
 from nmt.data.vocab import Vocab
+from nmt.decoding.constraints import Phrase
 from nmt.decoding.search import Hypothesis, search_corpus
 from nmt.device import autocast, resolve_device, resolve_precision
 from nmt.errors import NmtError
@@ -40,9 +41,11 @@ class Translator(LineTranslator):
         return cls(model.to(resolved), vocab, resolved)
 
     def search_ids(self, sources: list[list[int]], settings: SearchSettings, max_tokens: int, precision: Precision,
-                   attention_layer: int | None, on_batch: Callable[[int], None] | None) -> list[list[Hypothesis]]:
+                   attention_layer: int | None, on_batch: Callable[[int], None] | None,
+                   constraints: list[list[Phrase]] | None = None) -> list[list[Hypothesis]]:
         with autocast(resolve_precision(precision, self.device), self.device):
-            return search_corpus(self.model, sources, settings, max_tokens, self.device, attention_layer, on_batch)
+            return search_corpus(self.model, sources, settings, max_tokens, self.device, attention_layer, on_batch,
+                                 constraints)
 
 
 def quantize_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:

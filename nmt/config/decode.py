@@ -2,6 +2,7 @@
 config, which is those settings plus how the batches run."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 from nmt.choices import DecodeQuantize, LengthNorm, Precision
 from nmt.config.checks import require
@@ -39,6 +40,12 @@ class DecodeConfig(SearchSettings):
     max_tokens: int = 8000  # source tokens per translation batch, every beam's copy counted
     precision: Precision = Precision.fp32  # bf16 / fp16 on GPU only; CPU decodes in fp32
     quantize: DecodeQuantize = DecodeQuantize.none  # int8: faster on CPU, slightly different numbers
+    # Terminology: a UTF-8 TSV of `source term<TAB>target term`; each term found in a source line (whole
+    # words, longest first) makes its target term a constraint the translation always contains.
+    glossary: Optional[str] = None
+    glossary_ignore_case: bool = False
+    # One line per input line of tab-separated target phrases each translation must contain (fairseq's format).
+    constraints: Optional[str] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
