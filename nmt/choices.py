@@ -46,6 +46,15 @@ class LengthNorm(Enum):
     none = "none"  # log P
 
 
+class Sampling(Enum):
+    """decode.sampling: search for the best translation (none), or draw one at random, token by token,
+    from the model's distribution cut down to its most probable part (nmt/decoding/sampling.py)."""
+    none = "none"  # greedy or beam search
+    topk = "topk"  # from the decode.topk most probable tokens (Fan et al. 2018)
+    topp = "topp"  # from the nucleus: the fewest tokens whose probabilities reach decode.topp (Holtzman et al. 2020)
+    epsilon = "epsilon"  # from the tokens of probability at least decode.epsilon (Hewitt et al. 2022)
+
+
 class InvalidLines(Enum):
     error = "error"  # stop, naming the lines
     empty = "empty"  # translate them as empty lines, so the output keeps one line per input line

@@ -149,6 +149,17 @@ def trained_transformer(request, tmp_path_factory) -> Path:
     return work / "run" / "checkpoints" / "best.pt"
 
 
+PRE_NORM_ONLY = pytest.mark.parametrize("trained_transformer", ["pre_norm"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def exported(trained_transformer, tmp_path_factory) -> Path:
+    """trained_transformer exported to CTranslate2 (float32); its directory."""
+    from nmt.backends.ct2_export import export_checkpoint
+
+    return export_checkpoint(trained_transformer, tmp_path_factory.mktemp("export") / "ct2")
+
+
 @pytest.fixture(scope="session")
 def tiny_gru_checkpoint(tmp_path_factory) -> Path:
     """An untrained GRU saved in the checkpoint format with a real sentencepiece vocabulary."""

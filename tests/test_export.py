@@ -4,29 +4,19 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import run_cli
+from conftest import PRE_NORM_ONLY, run_cli
 from ctranslate2.specs.transformer_spec import TransformerSpec
 from sacrebleu import corpus_bleu
 
 from nmt.backends import Translator, load_translator
 from nmt.backends.ct2 import CT2Translator
 from nmt.backends.ct2_export import export_checkpoint
-from nmt.choices import LengthNorm, Quantization
+from nmt.choices import LengthNorm, Precision, Quantization
 from nmt.config import SearchSettings
-from nmt.data.batching import pad_sources
 from nmt.data.builtin import generate_pairs
-from nmt.data.vocab import BOS_ID, EOS_ID
-from nmt.decoding.search import length_normalizer
 
 # A fixed set of sentences, drawn with another seed than the training corpus's.
 SENTENCES, REFERENCES = map(list, zip(*generate_pairs(100, 99)))
-PRE_NORM_ONLY = pytest.mark.parametrize("trained_transformer", ["pre_norm"], indirect=True)
-
-
-@pytest.fixture(scope="session")
-def exported(trained_transformer, tmp_path_factory) -> Path:
-    return export_checkpoint(trained_transformer, tmp_path_factory.mktemp("export") / "ct2")
 
 
 def one_line_error(result) -> str:
@@ -39,12 +29,7 @@ def one_line_error(result) -> str:
 def rescored(translator: Translator, line: str, tokens: list[int], settings: SearchSettings) -> float:
     """The score our model gives `tokens` (then EOS) as the translation of `line`: forced decoding."""
     ids, _ = translator.encode_lines([line])
-    src = pad_sources([ids[0]])
-    target = torch.tensor([[BOS_ID, *tokens, EOS_ID]])
-    with torch.no_grad():
-        logits, _ = translator.model(src, target[:, :-1])
-    log_prob = torch.log_softmax(logits.float(), -1)[0].gather(1, target[0, 1:, None]).sum().item()
-    return log_prob / length_normalizer(len(tokens) + 1, settings)
+    return translator.score_ids(ids, [tokens], settings, 8000, Precision.fp32, None)[0].score
 
 
 def test_greedy_from_an_export_gives_the_same_tokens_as_ours(trained_transformer, exported):

@@ -7,7 +7,7 @@ from pathlib import Path
 import nmt
 
 PACKAGE = Path(nmt.__file__).resolve().parent
-COMMANDS = {"nmt.prepare", "nmt.train", "nmt.translate", "nmt.evaluate", "nmt.export", "nmt.serve"}
+COMMANDS = {"nmt.prepare", "nmt.train", "nmt.translate", "nmt.score", "nmt.evaluate", "nmt.export", "nmt.serve"}
 
 
 def module_name(path: Path) -> str:

@@ -11,6 +11,7 @@ from nmt.choices import Precision
 from nmt.config.decode import SearchSettings
 from nmt.data.vocab import Vocab
 from nmt.decoding.constraints import Phrase
+from nmt.decoding.scoring import score_corpus
 from nmt.decoding.search import Hypothesis, search_corpus
 from nmt.device import autocast, resolve_device, resolve_precision
 from nmt.errors import NmtError
@@ -46,6 +47,12 @@ class Translator(LineTranslator):
         with autocast(resolve_precision(precision, self.device), self.device):
             return search_corpus(self.model, sources, settings, max_tokens, self.device, attention_layer, on_batch,
                                  constraints)
+
+    def score_ids(self, sources: list[list[int]], targets: list[list[int]], settings: SearchSettings,
+                  max_tokens: int, precision: Precision,
+                  on_batch: Callable[[int], None] | None) -> list[Hypothesis]:
+        with autocast(resolve_precision(precision, self.device), self.device):
+            return score_corpus(self.model, sources, targets, settings, max_tokens, self.device, on_batch)
 
 
 def quantize_dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:

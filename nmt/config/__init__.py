@@ -8,10 +8,19 @@ each dataclass checks its own fields in `__post_init__`, which OmegaConf.to_obje
 from nmt.config.data import DataConfig
 from nmt.config.decode import DecodeConfig, SearchSettings
 from nmt.config.model import GRUConfig, ModelConfig, TransformerConfig, from_plain_fields, plain_fields
-from nmt.config.stages import EvalSetConfig, EvaluateConfig, ExportConfig, PrepareConfig, ServeConfig, TranslateConfig
+from nmt.config.stages import (
+    EvalSetConfig,
+    EvaluateConfig,
+    ExportConfig,
+    PrepareConfig,
+    ScoreConfig,
+    ServeConfig,
+    TranslateConfig,
+)
 from nmt.config.store import register_configs
 from nmt.config.training import OptimConfig, TrainConfig, TrainerConfig
 
 __all__ = ["DataConfig", "DecodeConfig", "SearchSettings", "GRUConfig", "ModelConfig", "TransformerConfig",
            "from_plain_fields", "plain_fields", "EvalSetConfig", "EvaluateConfig", "ExportConfig", "PrepareConfig",
-           "ServeConfig", "TranslateConfig", "register_configs", "OptimConfig", "TrainConfig", "TrainerConfig"]
+           "ScoreConfig", "ServeConfig", "TranslateConfig", "register_configs", "OptimConfig", "TrainConfig",
+           "TrainerConfig"]

@@ -1,4 +1,4 @@
-"""The configs of the stages other than training: prepare, translate, evaluate, export and serve."""
+"""The configs of the stages other than training: prepare, translate, score, evaluate, export and serve."""
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -29,6 +29,21 @@ class TranslateConfig:
     attention_dir: Optional[str] = None
     attention_count: int = 5
     attention_layer: int = -1  # Transformer: which decoder layer's cross-attention
+
+
+@dataclass
+class ScoreConfig:
+    checkpoint: str = MISSING  # a checkpoint or an export directory
+    src: str = MISSING  # source lines
+    tgt: str = MISSING  # their given translations, one per source line
+    output: Optional[str] = None  # None: stdout
+    device: str = "auto"
+    # decode.length_norm and decode.length_penalty make the score; decode.max_tokens, precision and quantize
+    # run the batches as in translation. The search's own keys (beam, caps, sampling) play no part.
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # A line that is not UTF-8, in either file: error (stop, naming it) or empty (its pair gets an empty line).
+    invalid_lines: InvalidLines = InvalidLines.error
+    token_scores: bool = False  # also write each subword's log-probability, the EOS last
 
 
 @dataclass

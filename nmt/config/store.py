@@ -3,7 +3,7 @@
 from hydra.core.config_store import ConfigStore
 
 from nmt.config.model import GRUConfig, TransformerConfig
-from nmt.config.stages import EvaluateConfig, ExportConfig, PrepareConfig, ServeConfig, TranslateConfig
+from nmt.config.stages import EvaluateConfig, ExportConfig, PrepareConfig, ScoreConfig, ServeConfig, TranslateConfig
 from nmt.config.training import TrainConfig
 
 
@@ -12,6 +12,7 @@ def register_configs() -> None:
     cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
+    cs.store(name="score_schema", node=ScoreConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="serve_schema", node=ServeConfig)
     cs.store(name="export_schema", node=ExportConfig)

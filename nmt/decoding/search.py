@@ -1,4 +1,5 @@
-"""Greedy and batched beam search over the models' encode / decode_step interface.
+"""Greedy and batched beam search over the models' encode / decode_step interface, and the loop that
+sampling (nmt/decoding/sampling.py) shares with greedy search.
 
 Beam search decodes all sentences and all their beams as one tensor program. A sentence
 leaves the active set as soon as it is done, so the work shrinks as sentences finish;
@@ -12,11 +13,12 @@ from typing import Callable
 
 import torch
 
-from nmt.choices import LengthNorm
+from nmt.choices import LengthNorm, Sampling
 from nmt.config.decode import SearchSettings
 from nmt.data.batching import fill_budget, pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.decoding.constraints import Candidate, ConstraintState, Phrase, allocate, initial_state
+from nmt.decoding.sampling import TokenSampler
 from nmt.models.interface import DecoderState, EncoderDecoder, token_limit
 
 
@@ -26,6 +28,7 @@ class Hypothesis:
     score: float  # length-normalized log-probability, what the ranking uses
     log_prob: float
     attention: torch.Tensor | None = None  # (len + 1, src_len), when asked for
+    token_log_probs: list[float] | None = None  # per token, the EOS last: what scoring a given target reports
 
 
 def length_normalizer(length: int | torch.Tensor, settings: SearchSettings):
@@ -61,10 +64,26 @@ def _force_eos(log_probs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return log_probs
 
 
-@torch.no_grad()
+# Picks each active row's next token: (log_probs (rows, vocab), the rows' sentences (rows,), step) -> (rows,).
+Choose = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def _most_likely(log_probs: torch.Tensor, sentences: torch.Tensor, step: int) -> torch.Tensor:
+    return log_probs.max(dim=1).indices
+
+
 def greedy_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings,
                   attention_layer: int | None = None) -> list[list[Hypothesis]]:
     """The most likely next token at each step, all sentences at once; finished rows drop out."""
+    return _one_per_sentence(model, src, settings, attention_layer, _most_likely)
+
+
+@torch.no_grad()
+def _one_per_sentence(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings,
+                      attention_layer: int | None, choose: Choose) -> list[list[Hypothesis]]:
+    """One hypothesis per sentence, token by token, all sentences at once: `choose` picks each row's
+    next token from log-probabilities with the specials forbidden and EOS forced at the length cap.
+    A hypothesis' log_prob sums the model's log-probabilities of its tokens; finished rows drop out."""
     batch = src.size(0)
     state = model.encode(src)
     limits = max_output_lengths(src, settings, model.max_positions)
@@ -77,7 +96,8 @@ def greedy_search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSett
     while active.numel() > 0:
         log_probs, state, alpha = model.decode_step(prev, state, attention_layer)
         log_probs = _force_eos(_forbid_specials(log_probs), limits[active] <= step)
-        best_lp, best = log_probs.max(dim=1)
+        best = choose(log_probs, active, step)
+        best_lp = log_probs.gather(1, best.unsqueeze(1)).squeeze(1)
         for row, (sentence, token, lp) in enumerate(zip(active.tolist(), best.tolist(), best_lp.tolist())):
             log_prob[sentence] += lp
             if token != EOS_ID:
@@ -322,7 +342,14 @@ def search(model: EncoderDecoder, src: torch.Tensor, settings: SearchSettings, a
     constrained. (Under a length normalization, beam_search with a beam of one can go on past greedy's
     first EOS while a longer output could still score better; a beam of one here means greedy.)
     `attention_layer` (None: no attention) is passed to the model's decode_step; `constraints`, one
-    list of phrases per sentence, to beam_search."""
+    list of phrases per sentence, to beam_search. With `settings.sampling` set, each sentence gets one
+    sampled hypothesis (nmt/decoding/sampling.py) whose score and log_prob are the model's own
+    log-probabilities of its tokens, before any temperature or truncation."""
+    if settings.sampling is not Sampling.none:
+        if constraints and any(constraints):
+            raise ValueError("sampling cannot honour constraints; they need beam search")
+        steps = int(max_output_lengths(src, settings, model.max_positions).max()) + 1  # the EOS at the cap too
+        return _one_per_sentence(model, src, settings, attention_layer, TokenSampler(src, settings, steps))
     if settings.beam_size == 1 and settings.nbest == 1 and not (constraints and any(constraints)):
         return greedy_search(model, src, settings, attention_layer)
     return beam_search(model, src, settings, attention_layer, constraints)
