@@ -43,6 +43,27 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
+def append_line(path: str | Path, line: str) -> None:
+    """Append `line` and a newline to a log such as a JSONL file, whole or not at all: one write to a
+    file opened for appending, cut back if the disk took only part of it, then fsync. Callers that
+    append from several threads hold a lock around it."""
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+        if written != len(data):
+            os.ftruncate(fd, size)
+            raise OSError(f"{path}: only {written} of {len(data)} bytes could be written")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _decode_line(raw: bytes) -> str | None:
     """One line without its \\n, a trailing \\r dropped; None when it is not UTF-8."""
     try:

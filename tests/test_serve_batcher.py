@@ -17,7 +17,8 @@ class FakeModel:
         self.release = threading.Event()
         self.release.set()
 
-    def __call__(self, lines: list[str], nbest: int, attention: bool) -> list[list[Hypothesis]]:
+    def __call__(self, lines: list[str], nbest: int, attention: bool,
+                 constraints: list[list[str]] | None = None) -> list[list[Hypothesis]]:
         self.release.wait(5)
         self.batches.append(list(lines))
         return [[Hypothesis([ord(c) for c in line.upper()], -float(k), -float(k)) for k in range(nbest)]
@@ -92,7 +93,7 @@ def test_a_full_queue_refuses_new_lines_and_accepts_again_once_answered():
 def test_a_failing_batch_fails_its_requests_and_the_queue_goes_on():
     calls = []
 
-    def flaky(lines, nbest, attention):
+    def flaky(lines, nbest, attention, constraints):
         calls.append(lines)
         if len(calls) == 1:
             raise RuntimeError("boom")
