@@ -1,5 +1,5 @@
 """Files and the terminal: atomic writes (a reader sees the old file or the new one, never half of
-either), the one line reader (text exactly as the input has it, one line per line), progress bars
+either) and whole-line appends, the one line reader (text exactly as the input has it, one line per line), progress bars
 on stderr that stay quiet when stderr is not a terminal (logs, CI), and logging to stderr."""
 
 import logging

@@ -53,7 +53,8 @@ REQUEST_SHAPES = {
     "query string, no body": {"params": FIELDS},
     "query string, empty form body": {"params": FIELDS, "content": b"",
                                       "headers": {"content-type": "application/x-www-form-urlencoded"}},
-    "query string, empty JSON body": {"params": FIELDS, "content": b"", "headers": {"content-type": "application/json"}},
+    "query string, empty JSON body": {"params": FIELDS, "content": b"",
+                                      "headers": {"content-type": "application/json"}},
     "query string and body together": {"params": {"source": "en", "target": "de"}, "data": {"q": LINE}},
     "CRLF line ends in a form": {"data": FIELDS | {"q": LINE + "\r\n" + LINE}},
 }
@@ -219,8 +220,8 @@ FILES = {
     ".html": (b"<html><head><title>The dog</title></head><body><p>A <b>black</b> dog runs.</p></body></html>",
               b"<html><head><title>Der Hund</title></head><body><p>Ein Hund <b>schwarz</b> rennt.</p></body></html>"),
     ".srt": (b"1\n00:00:01,000 --> 00:00:02,000\nA black dog\nruns.\n\n2\n00:00:03,000 --> 00:00:04,500\nThe cat.\n",
-             b"1\n00:00:01,000 --> 00:00:02,000\nEin Hund schwarz rennt.\n\n2\n00:00:03,000 --> 00:00:04,500\n"
-             b"Der Katze.\n"),
+             (b"1\n00:00:01,000 --> 00:00:02,000\nEin Hund schwarz rennt.\n\n2\n00:00:03,000 --> 00:00:04,500\n"
+             b"Der Katze.\n")),
 }
 
 
@@ -351,7 +352,9 @@ def _strategy(schema: dict, spec: dict, mistakes: bool = True) -> st.SearchStrat
 
 
 def _text(value) -> str:
-    return value if isinstance(value, str) else value.decode("latin-1") if isinstance(value, bytes) else json.dumps(value)
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _as_form(fields: dict) -> dict:

@@ -1,6 +1,6 @@
 """The one place the service touches the model: load it, decode a batch of lines, and turn
-hypotheses into text, subword tokens and attention rows. The rest of nmt/service goes through here,
-so a change in the Translator's API is adapted in this file alone."""
+hypotheses into text, subword tokens, attention rows and aligned units. The rest of nmt/service
+goes through here, so a change in the Translator's API is adapted in this file alone."""
 
 import ctypes
 import ctypes.util

@@ -16,37 +16,49 @@ from nmt.service.requests import ApiError
 WINDOW_SECONDS = 60.0
 
 
+class _Window:
+    """One client's requests of the last minute on one route, and their summed cost."""
+
+    def __init__(self):
+        self.requests: deque[tuple[float, int]] = deque()  # (time, cost), oldest first
+        self.used = 0
+
+    def forget_before(self, start: float) -> None:
+        while self.requests and self.requests[0][0] <= start:
+            self.used -= self.requests.popleft()[1]
+
+
 class RateLimiter:
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
         self.per_minute, self.clock = per_minute, clock
-        self._windows: dict[tuple[str, str], deque[tuple[float, int]]] = {}  # (route, client) -> (time, cost)
+        self._windows: dict[tuple[str, str], _Window] = {}  # by (route, client)
         self._next_sweep = 0.0
 
     def admit(self, route: str, client: str, cost: int = 1) -> None:
         """Count a request, or refuse it with 429 "Slowdown: ..." and when to retry."""
         now = self.clock()
         self._sweep(now)
-        window = self._windows.setdefault((route, client), deque())
-        while window and window[0][0] <= now - WINDOW_SECONDS:
-            window.popleft()
-        used = sum(c for _, c in window)
-        if used >= self.per_minute:
-            # The request may come again once enough of the window's oldest requests have left it.
-            excess, leaves = used - self.per_minute, window[0][0]
-            for at, c in window:
-                leaves, excess = at, excess - c
+        window = self._windows.setdefault((route, client), _Window())
+        window.forget_before(now - WINDOW_SECONDS)
+        if window.used >= self.per_minute:
+            # It may come again once enough of the window's oldest requests have left it.
+            excess = window.used - self.per_minute
+            for at, spent in window.requests:
+                excess -= spent
                 if excess < 0:
                     break
-            retry = max(1, math.ceil(leaves + WINDOW_SECONDS - now))
+            retry = max(1, math.ceil(at + WINDOW_SECONDS - now))
             raise ApiError(429, f"Slowdown: {self.per_minute} per 1 minute", {"Retry-After": str(retry)})
-        window.append((now, cost))
+        window.requests.append((now, cost))
+        window.used += cost
 
     def _sweep(self, now: float) -> None:
-        """Forget clients whose last request left the window, once a minute, so memory stays bounded
+        """Forget the clients with no request in the last minute, once a minute, so memory stays bounded
         by the clients of the last minute."""
         if now < self._next_sweep:
             return
         self._next_sweep = now + WINDOW_SECONDS
-        gone = [key for key, window in self._windows.items() if not window or window[-1][0] <= now - WINDOW_SECONDS]
-        for key in gone:
-            del self._windows[key]
+        for key, window in list(self._windows.items()):
+            window.forget_before(now - WINDOW_SECONDS)
+            if not window.requests:
+                del self._windows[key]

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from html import escape, unescape
 from html.parser import HTMLParser
+
 from nmt.decoding.alignment import AlignedUnit
 
 VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
