@@ -210,6 +210,7 @@ def test_an_export_returns_the_attention_of_the_layer_chosen_at_export_as_ours(t
         assert torch.allclose(other.attention, mine.attention[:rows, :columns], atol=1e-5)
 
 
+@PRE_NORM_ONLY
 def test_asking_an_export_for_another_layers_attention_is_one_line_saying_to_export_again(exported, tmp_path):
     (tmp_path / "in.txt").write_text("the dog\n")
     result = run_cli("translate", f"checkpoint={exported}", "input=in.txt", "decode.length_norm=average",
@@ -217,6 +218,7 @@ def test_asking_an_export_for_another_layers_attention_is_one_line_saying_to_exp
     assert "export again with alignment_layer=0" in one_line_error(result)
 
 
+@PRE_NORM_ONLY
 def test_an_alignment_layer_the_model_lacks_is_refused_with_one_line(trained_transformer, tmp_path):
     result = run_cli("export", f"checkpoint={trained_transformer}", "output=out", "alignment_layer=5", cwd=tmp_path)
     assert "alignment_layer=5: the model has 2 decoder layers" in one_line_error(result)

@@ -136,7 +136,7 @@ def test_code_styles_and_untranslatable_parts_pass_through_unchanged_and_undecod
 
 
 def test_a_text_of_markup_alone_comes_back_as_it_was(client):
-    assert html(client, '<p><img src="a.png"></p> <br>') == '<p><img src="a.png"></p> <br>'
+    assert html(client, '<p><img src="a.png"></p> <br><p>&nbsp;</p>') == '<p><img src="a.png"></p> <br><p>&nbsp;</p>'
 
 
 def test_markup_in_a_list_of_texts_gives_a_list(client):
@@ -241,3 +241,9 @@ def test_on_a_real_model_the_words_are_the_texts_and_the_elements_the_sources(gr
     out = html(gru_client, source)
     assert Tags(out).well_formed and Tags(out).started == Tags(source).started
     assert Tags(out).text == text(gru_client, re.sub(r"\s+", " ", Tags(source).text).strip())
+
+
+def test_html_nested_deeper_than_the_limit_is_a_400_and_within_it_is_translated(client):
+    deep = client.post("/translate", json={"q": "<b>" * 201 + "dog", "source": "en", "target": "de", "format": "html"})
+    assert deep.status_code == 400 and "nests more than 200 elements" in deep.json()["error"]
+    assert html(client, "<b>" * 200 + "dog") == "<b>" * 200 + "Hund" + "</b>" * 200

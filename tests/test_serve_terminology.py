@@ -75,6 +75,7 @@ def test_a_glossary_over_its_limits_gets_a_400_that_says_which(client, name):
     assert response.status_code == 400 and message in response.json()["error"]
 
 
+@pytest.mark.parametrize("trained_transformer", ["pre_norm"], indirect=True)
 def test_an_export_refuses_a_request_glossary_with_400_and_a_service_glossary_at_start(tmp_path, trained_transformer,
                                                                                          glossary_file):
     from nmt.backends.ct2_export import export_checkpoint

@@ -208,7 +208,7 @@ class Endpoints:
         self._gate("/translate_file", payload, client, cost=max(1, size // c.char_limit) if c.char_limit > 0 else 1)
         if not isinstance(upload, Upload):
             raise ApiError(400, "Invalid request: missing file parameter")
-        request = validate(TranslateFileRequest, payload | {"file": b""})
+        request = validate(TranslateFileRequest, payload | {"file": upload.data})
         if not upload.filename:
             raise ApiError(400, "Invalid request: empty file")
         extension = PurePath(upload.filename.replace("\\", "/")).suffix.lower()

@@ -56,7 +56,7 @@ class Engine:
             # Lines with terms are searched apart from the rest: a batch with constraints runs beam
             # search for every line, and a beam of one is not greedy search, so a line's translation
             # would depend on whether a batch mate had terms.
-            free = [i for i in range(len(lines)) if i not in set(constrained)]
+            free = sorted(set(range(len(lines))) - set(constrained))
             found = [[] for _ in lines]
             for group, terms in ((free, None), (constrained, [constraints[i] for i in constrained])):
                 hyps = self.translator.translate_hypotheses([lines[i] for i in group], settings, d.max_tokens,

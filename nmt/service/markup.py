@@ -19,6 +19,7 @@ from html import escape, unescape
 from html.parser import HTMLParser
 
 from nmt.decoding.alignment import AlignedUnit
+from nmt.service.requests import ApiError
 
 VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 # Elements that end a sentence: what they hold is translated apart from what surrounds them.
@@ -31,6 +32,8 @@ VERBATIM = frozenset("script style pre textarea svg math template".split())
 # An open one of these is closed by the next start tag of its kind (HTML's optional end tags).
 CLOSED_BY_SIBLING = frozenset("p li dt dd option tr td th".split())
 _WHITESPACE = " \t\n\r\f"  # HTML's: a no-break space is text
+# Elements open at once, at most: the tree is walked recursively, and real pages nest a few dozen deep.
+MAX_DEPTH = 200
 
 
 @dataclass
@@ -104,6 +107,9 @@ class _TreeBuilder(HTMLParser):
         element = Element(tag, self.get_starttag_text(), translate)
         self._add(element)
         if tag not in VOID:
+            if len(self.open) > MAX_DEPTH:
+                raise ApiError(400, f"Invalid request: the HTML nests more than {MAX_DEPTH} elements inside each "
+                                    "other; send it in parts")
             self.open.append(element)
 
     def handle_startendtag(self, tag: str, attrs: list) -> None:
@@ -267,8 +273,8 @@ class Document:
                 run.append(child)
                 continue
             if run:
-                sentence = _sentence(run)
-                self.parts.append(sentence if sentence.text else "".join(map(serialize, run)))
+                sentence = _sentence(run)  # one with no word (only no-break spaces, say) is written back as it came
+                self.parts.append(sentence if sentence.text.strip() else "".join(map(serialize, run)))
                 run = []
             if isinstance(child, Element):
                 if child.tag in VERBATIM or not child.translate:
