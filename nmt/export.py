@@ -20,7 +20,7 @@ def export(cfg: DictConfig) -> None:
     checkpoint = Path(config.checkpoint)
     run_src, run_tgt = run_languages(checkpoint)
     directory = export_checkpoint(checkpoint, config.output, config.quantization, config.overwrite,
-                                  (config.src_lang or run_src, config.tgt_lang or run_tgt))
+                                  (config.src_lang or run_src, config.tgt_lang or run_tgt), config.alignment_layer)
     log.info("exported %s to %s (%s)", checkpoint, directory, config.quantization.value)
 
 

@@ -1,5 +1,5 @@
 """Files and the terminal: atomic writes (a reader sees the old file or the new one, never half of
-either), the one line reader (text exactly as the input has it, one line per line), progress bars
+either) and whole-line appends, the one line reader (text exactly as the input has it, one line per line), progress bars
 on stderr that stay quiet when stderr is not a terminal (logs, CI), and logging to stderr."""
 
 import logging
@@ -41,6 +41,27 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append `line` and a newline to a log such as a JSONL file, whole or not at all: one write to a
+    file opened for appending, cut back if the disk took only part of it, then fsync. Callers that
+    append from several threads hold a lock around it."""
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+        if written != len(data):
+            os.ftruncate(fd, size)
+            raise OSError(f"{path}: only {written} of {len(data)} bytes could be written")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _decode_line(raw: bytes) -> str | None:

@@ -1,10 +1,13 @@
 """Throughput and latency of `python -m nmt.serve` under concurrent clients, on loopback.
 
-    python scripts/bench_serve.py --checkpoint PATH [--input test.en] [--seconds 20] [--levels 1,8,32,64]
+    python scripts/bench_serve.py --checkpoint PATH [--input test.en] [--seconds 20] [--levels 1,8,32,64] [--limits]
 
 Starts the service, warms it up for a few seconds at the highest level, then for each level runs
 that many clients for a fixed time, each sending one sentence per LibreTranslate /translate request
 and the next as soon as the answer comes. Prints a table, then (last line) one JSON object.
+
+--limits switches LibreTranslate's limits on (LIMITS below), set so that none refuses the benchmark's
+requests (they all come from one address): what is measured is the cost of checking them.
 """
 
 import argparse
@@ -21,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MULTI30K_TEST = ROOT.parent / "shared" / "data" / "multi30k" / "test_2016_flickr.en"
+LIMITS = ["req_limit=10000000", "char_limit=5000", "batch_limit=64", "alternatives_limit=4"]
 
 
 def start_service(checkpoint: str, beam: int, extra: list[str], log: Path) -> tuple[subprocess.Popen, str]:
@@ -121,6 +125,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the highest level, not counted")
     parser.add_argument("--screenshot", help="also save a screenshot of the page here")
+    parser.add_argument("--limits", action="store_true", help="with LibreTranslate's limits switched on: "
+                        + " ".join(LIMITS))
     parser.add_argument("serve_overrides", nargs="*", help="more nmt.serve overrides, e.g. max_wait_ms=10")
     return parser.parse_args()
 
@@ -130,7 +136,8 @@ def main() -> None:
     lines = [line for line in Path(args.input).read_text(encoding="utf-8").splitlines() if line.strip()]
     levels = [int(n) for n in args.levels.split(",")]
     log = Path(tempfile.mkdtemp(prefix="bench_serve_")) / "serve.log"
-    process, url = start_service(args.checkpoint, args.beam, args.serve_overrides, log)
+    overrides = args.serve_overrides + (LIMITS if args.limits else [])
+    process, url = start_service(args.checkpoint, args.beam, overrides, log)
     try:
         counter = [0]
         asyncio.run(level(url, lines, max(levels), args.warmup, counter))
@@ -146,7 +153,7 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=60)
     print(f"{len(lines)} sentences from {args.input}; {args.checkpoint} at beam {args.beam}; "
-          f"{args.warmup:g} s warm-up, {args.seconds:g} s per level")
+          f"{args.warmup:g} s warm-up, {args.seconds:g} s per level; limits {'on' if args.limits else 'off'}")
     print(f"{'clients':>7} {'sent/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'errors':>6} {'RSS MiB':>8}")
     for clients, r in results.items():
         print(f"{clients:>7} {r['sentences_per_second']:>8.1f} {r['p50_seconds']:>7.3f} {r['p95_seconds']:>7.3f} "
@@ -154,7 +161,7 @@ def main() -> None:
     print(f"service RSS {rss_start / 2**20:.0f} MiB at the first level's start, growth {growth:+.1%} by the end")
     print(json.dumps({"clients": results, "rss_growth": round(growth, 4), "rss_start_bytes": rss_start,
                       "beam_size": args.beam, "seconds_per_level": args.seconds,
-                      "warmup_seconds": args.warmup}))
+                      "warmup_seconds": args.warmup, "limits": args.limits}))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from typing import Iterator
 import pytest
 import torch
 
+from nmt.backends import LineTranslator
 from nmt.choices import SubwordModel
-from nmt.data.vocab import BOS_ID, EOS_ID
+from nmt.data.vocab import BOS_ID, EOS_ID, Vocab
+from nmt.decoding.search import Hypothesis
 from nmt.models.gru_attention import GRUAttentionModel
 from nmt.models.interface import DecoderState, Step
 from nmt.models.transformer import TransformerModel
@@ -210,3 +212,65 @@ class TinyLM(TableLM):
         logits = torch.randn(8, vocab, vocab, generator=g) * 2
         logits[:, :, EOS_ID] += eos_bias
         super().__init__(torch.log_softmax(logits, -1))
+
+
+class WordByWord(LineTranslator):
+    """A translator whose alignment is known by construction: each source word or punctuation mark
+    becomes its entry in `words` (itself without one; capitalized when it is), an adjective moves behind
+    the noun after it, and each target piece attends only to the first piece of the source word it came
+    from. HTML placement can be checked against it by hand."""
+
+    adjectives = frozenset({"black", "red", "old", "small"})
+
+    def __init__(self, vocab: Vocab, words: dict[str, str]):
+        self.vocab, self.words = vocab, words
+        self.device, self.max_positions = torch.device("cpu"), 1024
+
+    def translate_hypotheses(self, lines, settings, max_tokens=8000, precision=None, attention_layer=None,
+                             on_batch=None, constraints=None) -> list[list[Hypothesis]]:
+        return [[self._translate(line, attention_layer is not None) if line.strip() else Hypothesis([], 0.0, 0.0)]
+                for line in lines]
+
+    def _translate(self, line: str, need_attention: bool) -> Hypothesis:
+        source = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", line)]
+        order, i = list(range(len(source))), 0
+        while i < len(source) - 1:
+            word, after = line[slice(*source[i])], line[slice(*source[i + 1])]
+            if word.lower() in self.adjectives and after.isalpha() and after.lower() not in self.adjectives:
+                order[i], order[i + 1] = i + 1, i
+                i += 1
+            i += 1
+        text, starts = "", []
+        for i in order:
+            word = line[slice(*source[i])]
+            translated = self.words.get(word.lower(), word)
+            translated = translated[0].upper() + translated[1:] if word[0].isupper() else translated
+            text += "" if not text or translated in ".,!?;:" else " "
+            starts.append(len(text))
+            text += translated
+        tokens, spans = self.vocab.encode([text])[0], self.vocab.spans(text)
+        source_ids, source_spans = self.vocab.encode([line])[0], self.vocab.spans(line)
+        attention = torch.zeros(len(tokens) + 1, len(source_ids) + 1)  # (target + EOS, source + EOS)
+        attention[-1, -1] = 1.0
+        for row, (begin, end) in enumerate(spans):
+            while begin < end and text[begin] == " ":
+                begin += 1
+            word = max(j for j, start in enumerate(starts) if start <= begin) if begin >= starts[0] else 0
+            first, last = source[order[word]]
+            attention[row, next(k for k, (b, e) in enumerate(source_spans) if b < last and e > first)] = 1.0
+        return Hypothesis(tokens, 0.0, 0.0, attention if need_attention else None)
+
+
+WORDS = {"a": "ein", "the": "der", "black": "schwarz", "dog": "Hund", "runs": "rennt", "in": "in", "snow": "Schnee",
+         "two": "zwei", "children": "Kinder", "play": "spielen", "with": "mit", "red": "rot", "ball": "Ball",
+         "old": "alt", "man": "Mann", "reads": "liest", "cat": "Katze", "sees": "sieht", "small": "klein"}
+
+
+@pytest.fixture(scope="session")
+def word_by_word() -> WordByWord:
+    """WordByWord over a sentencepiece vocabulary of the built-in corpus, with a few dozen words."""
+    from nmt.data.builtin import generate_pairs
+    from nmt.data.vocab import train_vocab
+
+    vocab = train_vocab([s for pair in generate_pairs(300, 1) for s in pair], 200, SubwordModel.unigram, 1.0, 1)
+    return WordByWord(vocab, WORDS)

@@ -178,3 +178,32 @@ def test_overwrite_replaces_a_previous_export(trained_transformer, tmp_path):
     (output / "stale.txt").write_text("old")
     export_checkpoint(trained_transformer, output, overwrite=True)
     assert not (output / "stale.txt").exists() and (output / "model.bin").is_file()
+
+
+@pytest.mark.parametrize("layer", [-1, 0])
+@PRE_NORM_ONLY
+def test_an_export_returns_the_attention_of_the_layer_chosen_at_export_as_ours(trained_transformer, tmp_path, layer):
+    exported_here = export_checkpoint(trained_transformer, tmp_path / "ct2", alignment_layer=layer)
+    settings = SearchSettings(beam_size=1, length_norm=LengthNorm.average)
+    theirs = load_translator(exported_here, "cpu").translate_hypotheses(SENTENCES[:8], settings, attention_layer=layer)
+    ours = Translator.from_checkpoint(trained_transformer, "cpu").translate_hypotheses(SENTENCES[:8], settings,
+                                                                                        attention_layer=layer)
+    same = [(mine[0], other[0]) for mine, other in zip(ours, theirs) if mine[0].tokens == other[0].tokens]
+    assert len(same) >= 7  # greedy search on the same weights; a near tie may go either way
+    for mine, other in same:
+        rows, columns = other.attention.shape  # the source and its EOS; ours are padded to the batch's longest
+        assert torch.allclose(other.attention, mine.attention[:rows, :columns], atol=1e-5)
+
+
+@PRE_NORM_ONLY
+def test_asking_an_export_for_another_layers_attention_is_one_line_saying_to_export_again(exported, tmp_path):
+    (tmp_path / "in.txt").write_text("the dog\n")
+    result = run_cli("translate", f"checkpoint={exported}", "input=in.txt", "decode.length_norm=average",
+                     "attention_dir=att", "attention_layer=0", cwd=tmp_path)
+    assert "export again with alignment_layer=0" in one_line_error(result)
+
+
+@PRE_NORM_ONLY
+def test_an_alignment_layer_the_model_lacks_is_refused_with_one_line(trained_transformer, tmp_path):
+    result = run_cli("export", f"checkpoint={trained_transformer}", "output=out", "alignment_layer=5", cwd=tmp_path)
+    assert "alignment_layer=5: the model has 2 decoder layers" in one_line_error(result)

@@ -56,11 +56,12 @@ def test_a_text_of_several_lines_is_translated_line_by_line(client, cli_translat
     assert response.json()["translatedText"] == "\n".join(cli_translations[line] for line in SERVE_LINES[:3])
 
 
-def test_alternatives_are_the_next_best_translations(client):
+def test_alternatives_are_the_next_best_translations_each_once(client):
     best = client.post("/v1/translate", json={"q": SERVE_LINES[0], "nbest": 3}).json()["translations"][0]
+    texts = [h["text"] for h in best["hypotheses"]]
     response = libre(client, q=SERVE_LINES[0], alternatives=2).json()
-    assert response["translatedText"] == best["hypotheses"][0]["text"]
-    assert response["alternatives"] == [h["text"] for h in best["hypotheses"][1:]]
+    assert response["translatedText"] == texts[0]
+    assert response["alternatives"] == [t for t in dict.fromkeys(texts[1:]) if t != texts[0]]
 
 
 def test_a_list_q_gets_one_list_of_alternatives_per_text(client):
@@ -74,8 +75,9 @@ def test_auto_source_reports_the_models_source_language(client):
     assert [d["language"] for d in listed] == ["en", "en"]
 
 
-def test_languages_lists_the_source_with_its_target(client):
-    assert client.get("/languages").json() == [{"code": "en", "name": "English", "targets": ["de"]}]
+def test_languages_lists_both_languages_each_with_its_targets(client):
+    assert client.get("/languages").json() == [{"code": "en", "name": "English", "targets": ["de"]},
+                                               {"code": "de", "name": "German", "targets": []}]
 
 
 def test_v1_gives_nbest_with_scores_in_ranking_order(client):
@@ -153,8 +155,8 @@ def test_a_sentence_decoded_in_a_crowd_of_requests_equals_it_decoded_alone(trans
     engine = Engine(transformer_translator, DecodeConfig(beam_size=3, max_len_a=0.5, max_len_b=4))
     alone = {line: engine.decode([line], 3, False)[0] for line in SERVE_LINES}
     batches = []
-    engine.decode = lambda lines, nbest, attention: batches.append(lines) or Engine.decode(engine, lines, nbest,
-                                                                                          attention)
+    engine.decode = lambda lines, nbest, attention, constraints: batches.append(lines) or Engine.decode(
+        engine, lines, nbest, attention, constraints)
     config = ServeConfig(checkpoint="unused", max_wait_ms=300)  # long enough for every request to join
     with TestClient(create_app(engine, config)) as crowd, ThreadPoolExecutor(len(SERVE_LINES)) as pool:
         # Batch mates differ in what they ask for: half want attention, n-best sizes vary.
@@ -179,5 +181,12 @@ def test_an_export_is_served_like_its_checkpoint_is_translated(trained_transform
     config = ServeConfig(checkpoint=str(export), decode=decode)
     with TestClient(create_app(Engine.load(config.checkpoint, "cpu", decode, -1), config)) as served:
         assert libre(served, q=SERVE_LINES).json() == {"translatedText": expected}
-        refused = served.post("/v1/translate", json={"q": SERVE_LINES[0], "attention": True})
-        assert refused.status_code == 400 and "export" in refused.json()["error"]
+        found = served.post("/v1/translate", json={"q": SERVE_LINES[0], "attention": True}).json()
+        hyp = found["translations"][0]["hypotheses"][0]
+        assert len(hyp["attention"]) == len(hyp["tokens"])
+        assert all(len(row) == len(found["translations"][0]["source_tokens"]) for row in hyp["attention"])
+        # HTML through the export: its markup is placed by CTranslate2's attention, the words are the text's.
+        html = f"<p>{SERVE_LINES[0].replace('cat', '<b>cat</b>')}</p>"
+        placed = libre(served, q=html, format="html").json()["translatedText"]
+        assert placed.startswith("<p>") and placed.count("<b>") == placed.count("</b>") == 1
+        assert re.sub("<[^>]+>", "", placed) == expected[0]

@@ -14,12 +14,15 @@ class FakeModel:
 
     def __init__(self):
         self.batches: list[list[str]] = []
+        self.constraints: list[list[list[str]] | None] = []
         self.release = threading.Event()
         self.release.set()
 
-    def __call__(self, lines: list[str], nbest: int, attention: bool) -> list[list[Hypothesis]]:
+    def __call__(self, lines: list[str], nbest: int, attention: bool,
+                 constraints: list[list[str]] | None = None) -> list[list[Hypothesis]]:
         self.release.wait(5)
         self.batches.append(list(lines))
+        self.constraints.append(constraints)
         return [[Hypothesis([ord(c) for c in line.upper()], -float(k), -float(k)) for k in range(nbest)]
                 for line in lines]
 
@@ -92,7 +95,7 @@ def test_a_full_queue_refuses_new_lines_and_accepts_again_once_answered():
 def test_a_failing_batch_fails_its_requests_and_the_queue_goes_on():
     calls = []
 
-    def flaky(lines, nbest, attention):
+    def flaky(lines, nbest, attention, constraints):
         calls.append(lines)
         if len(calls) == 1:
             raise RuntimeError("boom")
@@ -121,3 +124,26 @@ def test_the_event_loop_keeps_running_while_a_batch_decodes():
         return await pending
 
     assert text(run(model, go)[0][0]) == "A"
+
+
+def test_each_line_keeps_its_own_terms_in_a_merged_batch():
+    model = FakeModel()
+
+    async def go(batcher):
+        return await asyncio.gather(batcher.translate(["a", "b"], [1, 1], 1, False, [["A1"], []]),
+                                    batcher.translate(["c"], [1], 1, False),
+                                    batcher.translate(["d"], [1], 1, False, [["D1", "D2"]]))
+
+    run(model, go)
+    assert model.batches == [["a", "b", "c", "d"]]
+    assert model.constraints == [[["A1"], [], [], ["D1", "D2"]]]
+
+
+def test_a_batch_without_terms_passes_none():
+    model = FakeModel()
+
+    async def go(batcher):
+        return await batcher.translate(["a"], [1], 1, False)
+
+    run(model, go)
+    assert model.constraints == [None]

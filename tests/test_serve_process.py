@@ -38,7 +38,7 @@ def test_concurrent_requests_each_get_the_cli_translation(served, cli_translatio
 def test_libretranslates_own_python_client_works_unchanged(served, cli_translations):
     client = LibreTranslateAPI(served)
     assert client.translate(SERVE_LINES[0], "en", "de") == cli_translations[SERVE_LINES[0]]
-    assert client.languages() == [{"code": "en", "name": "English", "targets": ["de"]}]
+    assert client.languages()[0] == {"code": "en", "name": "English", "targets": ["de"]}
     assert client.detect(SERVE_LINES[0]) == [{"confidence": 100.0, "language": "en"}]
 
 

@@ -65,10 +65,12 @@ class CT2Translator(LineTranslator):
     # GNMT, the checkpoint Translator's default, is refused here; average is the nearest CTranslate2 has.
     default_settings = SearchSettings(length_norm=LengthNorm.average)
 
-    def __init__(self, load_engine: Callable[[], Any], vocab: Vocab, device: torch.device, max_positions: int):
+    def __init__(self, load_engine: Callable[[], Any], vocab: Vocab, device: torch.device, max_positions: int,
+                 alignment_layer: int):
         """load_engine: a new ctranslate2.Translator of the export (sampling loads one per call, seeded)."""
         self.engine, self._load_engine = load_engine(), load_engine
         self.vocab, self.device, self.max_positions = vocab, device, max_positions
+        self.alignment_layer = alignment_layer  # the decoder layer whose attention the export returns
         self._piece_ids = {piece: i for i, piece in enumerate(vocab.pieces(range(len(vocab))))}
         # We never produce PAD or BOS (nor UNK, which disable_unk forbids): one-token sequences to
         # suppress. CTranslate2 renormalizes over what is left, so its scores are higher than ours
@@ -100,7 +102,9 @@ class CT2Translator(LineTranslator):
                 raise NmtError(f"checkpoint {directory}: CTranslate2 cannot load it ({str(error)[:200]}); "
                                "export it again with python -m nmt.export") from None
 
-        return cls(load_engine, vocab, resolved, int(metadata["model_config"]["max_positions"]))
+        # Exports written before the choice existed hold CTranslate2's default: the last layer (its first head).
+        return cls(load_engine, vocab, resolved, int(metadata["model_config"]["max_positions"]),
+                   int(metadata.get("alignment_layer", -1)))
 
     def search_ids(self, sources: list[list[int]], settings: SearchSettings, max_tokens: int, precision: Precision,
                    attention_layer: int | None, on_batch: Callable[[int], None] | None,
@@ -108,9 +112,10 @@ class CT2Translator(LineTranslator):
         if constraints:
             raise NmtError("decode.glossary / decode.constraints: CTranslate2 has no constrained search, so an "
                            "export cannot keep terminology; translate with the checkpoint instead")
-        if attention_layer is not None:
-            raise NmtError("attention_dir: an export does not return attention weights; "
-                           "pass the checkpoint to draw them")
+        if attention_layer is not None and attention_layer != self.alignment_layer:
+            raise NmtError(f"attention_layer={attention_layer}: this export returns the attention of decoder layer "
+                           f"{self.alignment_layer}, fixed when it was exported; pass attention_layer="
+                           f"{self.alignment_layer} or export again with alignment_layer={attention_layer}")
         _require_fp32(precision)
         sampling = settings.sampling is not Sampling.none
         if sampling:
@@ -136,14 +141,17 @@ class CT2Translator(LineTranslator):
                 # length that divides the score count it, as ours does.
                 max_decoding_length=limit + 1, min_decoding_length=0, return_end_token=True,
                 disable_unk=True, suppress_sequences=self._forbidden,
-                max_input_length=0, max_batch_size=max(1, max_tokens // settings.beam_size), batch_type="tokens")
+                max_input_length=0, max_batch_size=max(1, max_tokens // settings.beam_size), batch_type="tokens",
+                return_attention=attention_layer is not None)
             for i, result in zip(members, found):
-                results[i] = [self._hypothesis(tokens, score, limit, penalty)
-                              for tokens, score in zip(result.hypotheses, result.scores)]
+                attention = result.attention or [None] * len(result.hypotheses)
+                results[i] = [self._hypothesis(tokens, score, limit, penalty, rows)
+                              for tokens, score, rows in zip(result.hypotheses, result.scores, attention)]
             if sampling:  # CTranslate2's scores of samples are not the model's log-probabilities: ours are
                 rescored = self.score_ids([sources[i] for i in members], [results[i][0].tokens for i in members],
                                           settings, max_tokens, precision, None)
                 for i, hypothesis in zip(members, rescored):
+                    hypothesis.attention = results[i][0].attention
                     results[i] = [hypothesis]
             if on_batch is not None:
                 on_batch(len(members))
@@ -162,11 +170,19 @@ class CT2Translator(LineTranslator):
             on_batch(len(sources))
         return [scored_hypothesis(target, result.log_probs, settings) for target, result in zip(targets, found)]
 
-    def _hypothesis(self, pieces: list[str], score: float, limit: int, penalty: float) -> Hypothesis:
+    def _hypothesis(self, pieces: list[str], score: float, limit: int, penalty: float,
+                    rows: list[list[float]] | None) -> Hypothesis:
         ids = [self._piece_ids[p] for p in pieces]
         length = len(ids)  # what CTranslate2 divided by, the EOS or the cut-off token included
         tokens = ids[:-1] if ids and ids[-1] == EOS_ID else ids[:limit]
-        return Hypothesis(tokens, score, score * length ** penalty)
+        return Hypothesis(tokens, score, score * length ** penalty, _with_eos_column(rows) if rows else None)
+
+
+def _with_eos_column(rows: list[list[float]]) -> torch.Tensor:
+    """CTranslate2's attention rows leave out the source's EOS; its weight is what the row lacks of 1,
+    so the rows come out as ours do: (target tokens with the EOS, source tokens with the EOS)."""
+    attention = torch.tensor(rows)  # (target tokens, source tokens)
+    return torch.cat([attention, (1 - attention.sum(1, keepdim=True)).clamp(min=0)], 1)
 
 
 def _require_fp32(precision: Precision) -> None:

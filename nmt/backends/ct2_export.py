@@ -54,12 +54,15 @@ def _feed_forward(spec, state: dict, prefix: str, norm: str) -> None:
     _layer_norm(spec.layer_norm, state, norm)
 
 
-def transformer_spec(state: dict[str, torch.Tensor], config: TransformerConfig, vocab: Vocab):
-    """Our TransformerModel's weights in a CTranslate2 TransformerSpec."""
+def transformer_spec(state: dict[str, torch.Tensor], config: TransformerConfig, vocab: Vocab,
+                     alignment_layer: int = -1):
+    """Our TransformerModel's weights in a CTranslate2 TransformerSpec; its attention is decoder layer
+    `alignment_layer`'s cross-attention averaged over all heads, as our models report it."""
     from ctranslate2.specs import transformer_spec as ct2
 
     encoder = ct2.TransformerEncoderSpec(config.encoder_layers, config.heads, pre_norm=config.pre_norm)
-    decoder = ct2.TransformerDecoderSpec(config.decoder_layers, config.heads, pre_norm=config.pre_norm)
+    decoder = ct2.TransformerDecoderSpec(config.decoder_layers, config.heads, pre_norm=config.pre_norm,
+                                         alignment_layer=alignment_layer, alignment_heads=config.heads)
     # Our positions interleave sin and cos; CTranslate2's built-in table does not, so it gets ours.
     positions = sinusoidal_positions(config.max_positions, config.d_model)
     # One table serves all three today; each slot is filled on its own (CTranslate2 stores shared
@@ -119,7 +122,8 @@ def _replace_directory(built: Path, output: Path) -> None:
 
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, quantization: Quantization = Quantization.none,
-                      overwrite: bool = False, languages: tuple[str | None, str | None] = (None, None)) -> Path:
+                      overwrite: bool = False, languages: tuple[str | None, str | None] = (None, None),
+                      alignment_layer: int = -1) -> Path:
     """Write a CTranslate2 directory for a Transformer checkpoint; returns the directory."""
     checkpoint, output = Path(checkpoint), Path(output)
     _check_output(output, overwrite)
@@ -129,8 +133,11 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, quantization: 
         raise NmtError(f"checkpoint {checkpoint}: a {payload['model_kind']} (GRU) model has no CTranslate2 "
                        "counterpart; translate it from its checkpoint with python -m nmt.translate "
                        "(decode.quantize=int8 is its fast CPU path)")
+    if not -config.decoder_layers <= alignment_layer < config.decoder_layers:
+        raise NmtError(f"alignment_layer={alignment_layer}: the model has {config.decoder_layers} decoder layers; "
+                       f"choose one of {-config.decoder_layers}..{config.decoder_layers - 1}")
     vocab = Vocab(vocab_bytes(payload))
-    spec = transformer_spec(payload["model"], config, vocab)
+    spec = transformer_spec(payload["model"], config, vocab, alignment_layer)
     spec.validate()
     spec.optimize(quantization=_CT2_TYPES[quantization])
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +149,7 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, quantization: 
         (built / VOCAB_FILE).write_bytes(vocab.proto)
         metadata = {"source_checkpoint": str(checkpoint), "step": checkpoint_step(payload),
                     "src_lang": languages[0], "tgt_lang": languages[1], "quantization": quantization.value,
-                    "model_kind": payload["model_kind"],
+                    "model_kind": payload["model_kind"], "alignment_layer": alignment_layer,
                     "model_config": plain_fields(config),
                     "parameters": sum(t.numel() for t in payload["model"].values()), "vocab_size": len(vocab)}
         (built / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")

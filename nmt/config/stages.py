@@ -64,6 +64,9 @@ class ExportConfig:
     # Recorded in the metadata; None: read from the run's config.yaml beside checkpoints/.
     src_lang: Optional[str] = None
     tgt_lang: Optional[str] = None
+    # The decoder layer whose cross-attention (heads averaged) the export returns as its attention,
+    # which serve places HTML markup by; CTranslate2 fixes it in the model directory.
+    alignment_layer: int = -1
 
 
 @dataclass
@@ -103,15 +106,48 @@ class ServeConfig:
     max_chars: int = 1000  # per line
     max_lines: int = 64  # per request
     max_body_bytes: int = 1_000_000  # refused from the Content-Length header before the body is read
-    # With keys set, /translate and /v1/translate need one of them as api_key; empty: open.
+    # With keys set, every translating endpoint and /suggest need one of them as api_key; empty: open.
     api_keys: list[str] = field(default_factory=list)
+    # LibreTranslate's limits under its own names, -1 meaning none as there. max_chars and max_lines
+    # above still bound every line and every request, whatever these say.
+    char_limit: int = -1  # characters per text of q (a text may hold several lines)
+    batch_limit: int = -1  # texts per request when q is a list
+    alternatives_limit: int = -1
+    # Requests per minute per API key, or per client address without keys, on each route that
+    # translates, detects or takes a suggestion; a list q costs one per text; past it, 429 "Slowdown: ...".
+    req_limit: int = -1
+    # Access-Control-Allow-Origin: "*" (LibreTranslate's) lets any web page call the service.
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
+    # POST /suggest appends {q, s, source, target} to suggestions_dir/suggestions.jsonl; off: 403.
+    suggestions: bool = False
+    suggestions_dir: Optional[str] = None
+    # POST /translate_file: .txt, .html and .srt up to max_file_bytes; the translation waits for
+    # its one download at most file_lifetime_s (LibreTranslate keeps them 30 minutes).
+    files_translation: bool = True
+    max_file_bytes: int = 500_000
+    file_lifetime_s: float = 1800.0
+    # A /v1/translate request's own glossary: at most this many terms of at most this many characters.
+    max_glossary_terms: int = 100
+    max_term_chars: int = 200
 
     def __post_init__(self) -> None:
         require(0 <= self.port <= 65535, "port", "must be between 0 and 65535")
         require(self.max_wait_ms >= 0, "max_wait_ms", "must be >= 0")
-        for key in ("max_queued_lines", "max_chars", "max_lines", "max_body_bytes"):
+        for key in ("max_queued_lines", "max_chars", "max_lines", "max_body_bytes", "max_file_bytes",
+                    "max_glossary_terms", "max_term_chars"):
             require(getattr(self, key) >= 1, key, "must be at least 1")
         require(self.max_queued_lines >= self.max_lines, "max_queued_lines",
                 f"must be at least max_lines={self.max_lines}")
         require(all(key.strip() for key in self.api_keys), "api_keys",
                 "an empty key would let every request in; remove it")
+        for key in ("char_limit", "batch_limit", "req_limit"):
+            require(getattr(self, key) == -1 or getattr(self, key) >= 1, key, "must be -1 (no limit) or at least 1")
+        require(self.alternatives_limit >= -1, "alternatives_limit", "must be -1 (no limit) or at least 0")
+        require(self.file_lifetime_s > 0, "file_lifetime_s", "must be > 0")
+        require(bool(self.cors_origins) and all(origin.strip() for origin in self.cors_origins), "cors_origins",
+                'list the origins allowed to call the service, or ["*"] for any')
+        require(not self.suggestions or self.suggestions_dir is not None, "suggestions_dir",
+                "suggestions=true needs a directory to write suggestions.jsonl in")
+        require(self.decode.constraints is None, "decode.constraints",
+                "a per-line constraints file has no meaning for a service; give terms with decode.glossary=FILE "
+                "or a request's glossary")

@@ -28,6 +28,19 @@ class Vocab:
     def encode(self, texts: Sequence[str], threads: int = 1) -> list[list[int]]:
         return self._sp.encode(list(texts), num_threads=threads)
 
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The characters of `text` each of its pieces (as `encode` cuts it) was read from, [begin, end):
+        what lets markup on the text be matched with the pieces a model attended to."""
+        proto = self._sp.encode(text, out_type="proto")
+        char_at = [0] * (len(text.encode("utf-8")) + 1)  # sentencepiece counts UTF-8 bytes
+        offset = 0
+        for index, char in enumerate(text):
+            width = len(char.encode("utf-8"))
+            char_at[offset:offset + width] = [index] * width
+            offset += width
+        char_at[offset] = len(text)
+        return [(char_at[piece.begin], char_at[piece.end]) for piece in proto.pieces]
+
     def decode(self, ids: Sequence[int]) -> str:
         return self._sp.decode([i for i in ids if i > EOS_ID])
 

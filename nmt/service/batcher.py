@@ -5,7 +5,8 @@ The event loop only queues and hands out results; the model runs in a single wor
 requests keep being accepted (or refused with 429) while a batch decodes. A sentence's result does
 not depend on its batch mates: batched search equals one sentence at a time, and a batch decodes
 with the largest n-best any of its requests asked for, which leaves every shorter n-best unchanged
-(search stops only when no live beam can still enter the n-best).
+(search stops only when no live beam can still enter the n-best), and each line keeps its own
+terminology constraints.
 """
 
 import asyncio
@@ -18,7 +19,8 @@ from nmt.decoding.search import Hypothesis
 
 log = logging.getLogger("nmt.serve")
 
-DecodeFn = Callable[[list[str], int, bool], list[list[Hypothesis]]]
+# (lines, nbest, need_attention, constraints: per line its target terms, or None for no line) -> per line its n-best
+DecodeFn = Callable[[list[str], int, bool, list[list[str]] | None], list[list[Hypothesis]]]
 
 
 class Overloaded(Exception):
@@ -31,6 +33,7 @@ class _Job:
     cost: int  # source tokens times beams, what the batch budget counts
     nbest: int
     attention: bool
+    constraints: list[list[str]] | None  # per line, target terms its translation must contain
     done: asyncio.Future
 
 
@@ -55,12 +58,12 @@ class Batcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def translate(self, lines: list[str], costs: list[int], nbest: int,
-                        attention: bool) -> list[list[Hypothesis]]:
+    async def translate(self, lines: list[str], costs: list[int], nbest: int, attention: bool,
+                        constraints: list[list[str]] | None = None) -> list[list[Hypothesis]]:
         """The `nbest` best hypotheses of each line, once its batch has been decoded."""
         if self.queued_lines + len(lines) > self.max_queued_lines:
             raise Overloaded(f"{self.queued_lines} sentences are waiting; the queue holds {self.max_queued_lines}")
-        job = _Job(lines, sum(costs), nbest, attention, asyncio.get_running_loop().create_future())
+        job = _Job(lines, sum(costs), nbest, attention, constraints, asyncio.get_running_loop().create_future())
         self.queued_lines += len(lines)
         self._queue.put_nowait(job)
         try:
@@ -98,9 +101,12 @@ class Batcher:
             return
         lines = [line for job in batch for line in job.lines]
         nbest, attention = max(job.nbest for job in batch), any(job.attention for job in batch)
+        constraints = None
+        if any(job.constraints for job in batch):
+            constraints = [terms for job in batch for terms in (job.constraints or [[] for _ in job.lines])]
         loop = asyncio.get_running_loop()
         try:
-            found = await loop.run_in_executor(self._executor, self._decode, lines, nbest, attention)
+            found = await loop.run_in_executor(self._executor, self._decode, lines, nbest, attention, constraints)
         except Exception as error:  # a bug, not bad input: these requests fail, the service goes on
             log.exception("decoding a batch of %d sentences failed", len(lines))
             for job in batch:

@@ -1,6 +1,6 @@
 """The one place the service touches the model: load it, decode a batch of lines, and turn
-hypotheses into text, subword tokens and attention rows. The rest of nmt/service goes through here,
-so a change in the Translator's API is adapted in this file alone."""
+hypotheses into text, subword tokens, attention rows and aligned units. The rest of nmt/service
+goes through here, so a change in the Translator's API is adapted in this file alone."""
 
 import ctypes
 import ctypes.util
@@ -9,6 +9,7 @@ from dataclasses import replace
 from nmt.backends import LineTranslator, Translator, load_translator
 from nmt.choices import DecodeQuantize
 from nmt.config import DecodeConfig
+from nmt.decoding.alignment import AlignedUnit, align
 from nmt.decoding.search import Hypothesis
 
 
@@ -27,8 +28,8 @@ class Engine:
     def __init__(self, translator: LineTranslator, decode: DecodeConfig, attention_layer: int = -1):
         """attention_layer: the Transformer decoder layer whose cross-attention is reported (the GRU has one)."""
         self.translator, self.decode_config, self.attention_layer = translator, decode, attention_layer
-        # A CTranslate2 export returns no attention weights; a PyTorch model does.
-        self.has_attention = isinstance(translator, Translator)
+        # A CTranslate2 export has no constrained search; a PyTorch model does.
+        self.has_constraints = isinstance(translator, Translator)
 
     @classmethod
     def load(cls, checkpoint: str, device: str, decode: DecodeConfig, attention_layer: int) -> "Engine":
@@ -41,17 +42,41 @@ class Engine:
         ids, _ = self.translator.encode_lines(lines)
         return [(len(x) + 1) * self.decode_config.beam_size for x in ids]
 
-    def decode(self, lines: list[str], nbest: int, need_attention: bool) -> list[list[Hypothesis]]:
-        """The `nbest` best hypotheses per line; blocking, so the service runs it off the event loop."""
+    def decode(self, lines: list[str], nbest: int, need_attention: bool,
+               constraints: list[list[str]] | None = None) -> list[list[Hypothesis]]:
+        """The `nbest` best hypotheses per line; blocking, so the service runs it off the event loop.
+        `constraints`: per line, the target terms its translation must contain (empty for none)."""
         d = self.decode_config
-        found = self.translator.translate_hypotheses(
-            lines, replace(d, nbest=nbest), d.max_tokens, d.precision,
-            attention_layer=self.attention_layer if need_attention else None)
+        settings = replace(d, nbest=nbest)
+        layer = self.attention_layer if need_attention else None
+        constrained = [i for i, terms in enumerate(constraints or []) if terms]
+        if not constrained:
+            found = self.translator.translate_hypotheses(lines, settings, d.max_tokens, d.precision, layer)
+        else:
+            # Lines with terms are searched apart from the rest: a batch with constraints runs beam
+            # search for every line, and a beam of one is not greedy search, so a line's translation
+            # would depend on whether a batch mate had terms.
+            free = sorted(set(range(len(lines))) - set(constrained))
+            found = [[] for _ in lines]
+            for group, terms in ((free, None), (constrained, [constraints[i] for i in constrained])):
+                hyps = self.translator.translate_hypotheses([lines[i] for i in group], settings, d.max_tokens,
+                                                            d.precision, layer, constraints=terms)
+                for i, h in zip(group, hyps):
+                    found[i] = h
         # glibc keeps a batch's freed tensor buffers in its heaps, so a long-running service's memory
         # would ratchet up to its largest batch ever; hand them back to the OS after each batch.
         if _MALLOC_TRIM is not None:
             _MALLOC_TRIM(0)
         return found
+
+    def aligned_units(self, line: str, hypothesis: Hypothesis) -> list[AlignedUnit]:
+        """The hypothesis' text cut into units, each with the characters of `line` its attention
+        aligns it with (nmt.decoding.alignment); the hypothesis must carry its attention."""
+        vocab = self.translator.vocab
+        ids, _ = self.translator.encode_lines([line])
+        source = vocab.pieces(ids[0])
+        return align(line, source, vocab.spans(line)[:len(source)], vocab.pieces(hypothesis.tokens),
+                     lambda k: vocab.decode(hypothesis.tokens[:k]), hypothesis.attention)
 
     def text(self, hypothesis: Hypothesis) -> str:
         return self.translator.vocab.decode(hypothesis.tokens)

@@ -3,28 +3,53 @@
 The LibreTranslate models follow that API's field names (camelCase included), which its clients expect.
 """
 
-from typing import Literal
-
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 Text = StrictStr | list[StrictStr]  # strict: a number is not silently translated as its digits
 
 
 class TranslateRequest(BaseModel):
-    """LibreTranslate's POST /translate, sent as JSON or as a form."""
-    q: Text = Field(description="The text, or a list of texts; each text is translated line by line")
+    """LibreTranslate's POST /translate, sent as JSON, as a form or in the query string."""
+    q: Text = Field(description="The text, or a list of texts; a text is translated line by line, or with "
+                                "format html sentence by sentence")
     source: StrictStr = Field(description="Source language code, or auto")
     target: StrictStr = Field(description="Target language code")
-    # Literal rather than an Enum keeps the schema inline in the OpenAPI page; html is refused with a clear error.
-    format: Literal["text", "html"] = "text"
+    # Checked by the endpoint, so another value gets LibreTranslate's "... format is not supported".
+    format: StrictStr = Field("text", description="text, or html: markup kept, placed by the attention",
+                              json_schema_extra={"enum": ["text", "html"]})
     alternatives: int = Field(0, ge=0, description="How many other translations to return besides the best")
     api_key: StrictStr = ""
 
 
 class DetectRequest(BaseModel):
     """LibreTranslate's POST /detect."""
-    q: StrictStr
+    q: Text
     api_key: StrictStr = ""
+
+
+class TranslateFileRequest(BaseModel):
+    """LibreTranslate's POST /translate_file, a multipart form (the file is checked by the endpoint)."""
+    file: bytes = Field(description="A .txt, .html, .htm or .srt file, UTF-8", json_schema_extra={"format": "binary"})
+    source: StrictStr = Field(description="Source language code, or auto")
+    target: StrictStr
+    api_key: StrictStr = ""
+
+
+class TranslateFileResponse(BaseModel):
+    translatedFileUrl: str = Field(description="GET it once, within the service's file_lifetime_s")
+
+
+class SuggestRequest(BaseModel):
+    """LibreTranslate's POST /suggest: a better translation, kept for whoever curates the data."""
+    q: StrictStr = Field(description="The original text")
+    s: StrictStr = Field(description="The suggested translation")
+    source: StrictStr
+    target: StrictStr
+    api_key: StrictStr = ""
+
+
+class SuggestResponse(BaseModel):
+    success: bool
 
 
 class DetectedLanguage(BaseModel):
@@ -44,6 +69,28 @@ class Language(BaseModel):
     targets: list[str]
 
 
+class LanguageName(BaseModel):
+    code: str
+    name: str
+
+
+class FrontendLanguages(BaseModel):
+    source: LanguageName
+    target: LanguageName
+
+
+class FrontendSettings(BaseModel):
+    """LibreTranslate's GET /frontend/settings, which its clients read to set themselves up."""
+    charLimit: int = Field(description="The longest text accepted; -1: no limit")
+    frontendTimeout: int = Field(description="Milliseconds a web page waits after typing before translating")
+    apiKeys: bool
+    keyRequired: bool
+    suggestions: bool
+    filesTranslation: bool
+    supportedFilesFormat: list[str]
+    language: FrontendLanguages
+
+
 class ErrorResponse(BaseModel):
     error: str
 
@@ -53,6 +100,9 @@ class V1Request(BaseModel):
     q: Text
     nbest: int | None = Field(None, ge=1, description="Hypotheses per sentence (default: the service's decode.nbest)")
     attention: StrictBool = Field(False, description="Also return each hypothesis' attention weights")
+    glossary: dict[StrictStr, StrictStr] | None = Field(
+        None, description="source term -> target term: each term found in a sentence must be translated so; "
+                          "over the service's own glossary")
     api_key: StrictStr = ""
 
 
