@@ -152,11 +152,12 @@ def test_loss_is_per_target_token(tiny_cache, tmp_path):
     assert math.isfinite(result.loss) and 2 < result.loss < 10  # ~ln(vocab) at the start
 
 
-def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path):
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path, model):
     from nmt.config import TransformerConfig
 
-    config = TransformerConfig(name="t", d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32,
-                               dropout=0.0)
+    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.0) if model == "gru" else TransformerConfig(
+        name="t", d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32, dropout=0.0)
     eager, compiled = (_trainer(tiny_cache, tmp_path / str(c), model_config=config, compile=c).step([np.arange(6)])
                        for c in (False, True))
     # Loss and gradient norm, not parameters: Adam's first step turns float noise in gradients
