@@ -2,6 +2,7 @@
 TensorBoard events, with the target tokens and minutes of training by then."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,8 +18,8 @@ RUN = (*TINY_DATA, "model.embed_dim=16", "model.hidden_dim=16", "trainer.valid_e
 
 
 def _curve(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts/learning_curve.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=300)
+    return subprocess.run([sys.executable, str(ROOT / "scripts/learning_curve.py"), *args], cwd=cwd, check=False,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
 
 
 @pytest.fixture(scope="module")
