@@ -26,8 +26,8 @@ FIGURES = {"bleu": "valid/bleu", "loss": "valid/loss", "target_tokens": "train/t
 
 def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
     """Every scalar of a run's TensorBoard events, tag -> step -> value. A resumed run's events come
-    from several files; where a killed run's events go past the checkpoint it resumed from, the
-    accumulator drops the orphaned ones, and at a step logged twice the later value holds."""
+    from several files, read oldest first: where a run killed after its last checkpoint had logged
+    steps that its resumed run logged again, the later value holds."""
     events = run_dir / "tensorboard"
     if not events.is_dir():
         raise NmtError(f"{run_dir}: no tensorboard/ directory; give the run directory of an nmt.train run")
