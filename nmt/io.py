@@ -64,6 +64,16 @@ def append_line(path: str | Path, line: str) -> None:
         os.close(fd)
 
 
+def write_lines(lines: Iterable[str], output: str | Path | None) -> None:
+    """Lines (each ending with its newline) to `output` atomically, or to stdout when it is None."""
+    if output is None:
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+        return
+    with atomic_open(output, "w") as f:
+        f.writelines(lines)
+
+
 def _decode_line(raw: bytes) -> str | None:
     """One line without its \\n, a trailing \\r dropped; None when it is not UTF-8."""
     try:

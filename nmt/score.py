@@ -4,7 +4,6 @@ a tab and each subword's log-probability separated by spaces, the EOS last. PATH
 directory written by `python -m nmt.export`."""
 
 import logging
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,7 +14,7 @@ from nmt.cli import run_stage
 from nmt.config import ScoreConfig
 from nmt.decoding.search import Hypothesis
 from nmt.errors import NmtError
-from nmt.io import atomic_open, line_numbers, progress, read_lines, setup_logging
+from nmt.io import line_numbers, progress, read_lines, setup_logging, write_lines
 
 log = logging.getLogger("nmt.score")
 
@@ -59,12 +58,7 @@ def score(cfg: DictConfig) -> None:
     for i, hypothesis in zip(pairs, found):
         scores[i] = hypothesis
     outputs = (format_score(h, config.token_scores) + "\n" for h in scores)
-    if config.output is None:
-        sys.stdout.writelines(outputs)
-        sys.stdout.flush()
-    else:
-        with atomic_open(config.output, "w") as f:
-            f.writelines(outputs)
+    write_lines(outputs, config.output)
 
 
 def main() -> None:

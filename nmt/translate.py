@@ -14,7 +14,7 @@ from nmt.config import TranslateConfig
 from nmt.decoding.glossary import line_constraints
 from nmt.errors import NmtError
 from nmt.evaluation.plots import write_attention_maps
-from nmt.io import atomic_open, line_numbers, progress, read_lines, setup_logging
+from nmt.io import line_numbers, progress, read_lines, setup_logging, write_lines
 
 log = logging.getLogger("nmt.translate")
 
@@ -53,12 +53,7 @@ def translate(cfg: DictConfig) -> None:
     if config.attention_dir is not None:
         write_attention_maps(Path(config.attention_dir), lines, hyps, translator, config.attention_count)
     outputs = (format_hypotheses(h, translator.vocab, d.nbest) + "\n" for h in hyps)
-    if config.output is None:
-        sys.stdout.writelines(outputs)
-        sys.stdout.flush()
-    else:
-        with atomic_open(config.output, "w") as f:
-            f.writelines(outputs)
+    write_lines(outputs, config.output)
 
 
 def main() -> None:

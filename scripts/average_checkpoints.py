@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nmt.errors import NmtError
 from nmt.models.checkpoint import average_checkpoints, save_checkpoint
-from nmt.training.state import periodic_checkpoints
+from nmt.training.state import write_average
 
 
 def main() -> None:
@@ -21,14 +21,15 @@ def main() -> None:
     args = parser.parse_args()
     try:
         if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
-            paths = periodic_checkpoints(Path(args.inputs[0]))[-args.last:]
+            # What training writes as checkpoints/average.pt with trainer.average_last=N.
+            paths = write_average(Path(args.inputs[0]), args.last, Path(args.output))["averaged_from"]
         else:
-            paths = [Path(p) for p in args.inputs]
-        save_checkpoint(Path(args.output), average_checkpoints(paths))
+            paths = args.inputs
+            save_checkpoint(Path(args.output), average_checkpoints([Path(p) for p in paths]))
     except NmtError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(f"averaged {len(paths)} checkpoints: {', '.join(p.name for p in paths)} -> {args.output}")
+    print(f"averaged {len(paths)} checkpoints: {', '.join(Path(p).name for p in paths)} -> {args.output}")
 
 
 if __name__ == "__main__":

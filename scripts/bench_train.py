@@ -1,6 +1,6 @@
 """Training throughput: target tokens per second, peak memory and model FLOPs utilisation (MFU) of
 forward, backward and optimizer step on real Multi30k batches, per model, precision and eager or
-compiled, on the current device.
+compiled, on the current device; and the untimed warm-up's seconds, which include compiling.
 
     python scripts/bench_train.py [--model NAME ...] [--precision fp32 bf16 fp16] [--compile off|on|both]
         [--seconds S | --steps N] [--data multi30k] [--data-path DIR] [--profile] [OVERRIDE ...]
@@ -125,8 +125,12 @@ def measure(model_name: str, precision: str, compiled: bool, args: argparse.Name
         trainer = _make_trainer(model, config, vocab, EncodedSplit(cache, "train"), Path(run_dir), device, precision)
         batches = endless(trainer.parts.sampler)
         # Warm-up: allocator, kernels; compiled, also the recompiles for the first few batch shapes.
+        # Its time is reported: compilation counts against a training budget.
+        warmup_start = time.perf_counter()
         for _ in range(args.warmup * (4 if compiled else 1)):
             trainer.step([next(batches)])
+        _synchronize(device)
+        warmup_seconds = time.perf_counter() - warmup_start
         if args.profile:
             _profile(trainer, batches, device)
         timed = timed_steps(trainer, config, len(vocab), batches, device, args.seconds, args.steps)
@@ -136,6 +140,7 @@ def measure(model_name: str, precision: str, compiled: bool, args: argparse.Name
     return {"model": model_name, "precision": precision, "compiled": compiled,
             "parameters": sum(p.numel() for p in model.parameters()),
             "tokens_per_second": timed["tokens"] / timed["seconds"], "steps": timed["steps"],
+            "warmup_seconds": warmup_seconds,
             "epoch": epoch, "tokens_per_step": timed["tokens"] / max(timed["steps"], 1),
             "peak_memory_mib": _peak_memory_mib(device), "achieved_tflops": achieved / 1e12,
             "mfu": achieved / peak[0] if peak else None, "peak": peak[1] if peak else None}
@@ -145,11 +150,12 @@ def print_table(device: torch.device, results: list[dict]) -> None:
     memory = "peak CUDA memory allocated" if device.type == "cuda" else "peak process RSS"
     print(f"device: {device_name(device)}; memory: {memory}; MFU against the listed dense peak")
     print(f"{'model':<18} {'params':>8} {'prec':>5} {'compiled':>8} {'tok/step':>9} {'steps':>6} {'epoch':>6} "
-          f"{'tok/s':>9} {'MiB':>7} {'TFLOP/s':>8} {'MFU':>6}  peak")
+          f"{'tok/s':>9} {'warmup s':>8} {'MiB':>7} {'TFLOP/s':>8} {'MFU':>6}  peak")
     for r in results:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         print(f"{r['model']:<18} {r['parameters'] / 1e6:>7.1f}M {r['precision']:>5} {str(r['compiled']):>8} "
               f"{r['tokens_per_step']:>9.0f} {r['steps']:>6} {r['epoch']:>6} {r['tokens_per_second']:>9.0f} "
+              f"{r['warmup_seconds']:>8.1f} "
               f"{r['peak_memory_mib']:>7.0f} {r['achieved_tflops']:>8.3f} {mfu:>6}  {r['peak'] or 'n/a (no GPU)'}")
 
 

@@ -4,8 +4,9 @@ import json
 import shutil
 
 import pytest
-from conftest import TINY_DATA, TINY_TRAIN, run_cli
+from conftest import ROOT, TINY_DATA, TINY_TRAIN, run_cli
 
+from nmt.cli import compose_config
 from nmt.models.checkpoint import FORMAT, load_checkpoint
 
 
@@ -156,6 +157,11 @@ def test_config_errors_are_one_line(tmp_path, stage, override, key):
         _one_line_error(result, "ref")
     else:
         _one_line_error(result, key)
+
+
+@pytest.mark.parametrize("experiment", sorted(path.stem for path in (ROOT / "configs/experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_passes_its_checks(experiment):
+    assert compose_config("train", [f"experiment={experiment}"]).name == experiment
 
 
 @pytest.mark.parametrize("stage,overrides", [

@@ -1,5 +1,6 @@
 """torchrun with two gloo processes: one step equals a single-process step on both ranks' batches."""
 
+import time
 
 import torch
 from conftest import TINY_TRAIN, run_cli
@@ -56,12 +57,29 @@ def test_two_process_step_equals_single_process_step_on_the_union(tmp_path):
 
 def test_only_rank_zero_writes(tmp_path):
     result = run_cli("train", "--standalone", "--nproc_per_node=2", "-m", "nmt.train", *OVERRIDES,
-                     "trainer.max_steps=2", "run_dir=run", cwd=tmp_path, module="torch.distributed.run")
+                     "trainer.max_steps=2", "trainer.average_last=2", "run_dir=run", cwd=tmp_path,
+                     module="torch.distributed.run")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     run = tmp_path / "run"
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt", "step_1.pt", "step_2.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "average.pt", "best.pt", "last.pt", "step_1.pt", "step_2.pt"]
     log_lines = (run / "train.log").read_text().splitlines()
     assert sum("stopped at step 2" in line for line in log_lines) == 1
     stray = [p for p in tmp_path.rglob("*") if p.is_file() and not (p.is_relative_to(run) or p.is_relative_to(tmp_path / "data"))]
     assert stray == []
+
+
+def test_a_rank_stops_when_rank_0_does_even_with_time_left_on_its_own_clock(monkeypatch):
+    """The ranks' clocks differ: a rank whose own budget has not run out still follows rank 0's stop."""
+    from types import SimpleNamespace
+
+    from nmt.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "broadcast_flag", lambda flag, dist, device: True)  # rank 0 says stop
+    rank_1 = SimpleNamespace(settings=SimpleNamespace(max_steps=0, max_minutes=60.0), progress=SimpleNamespace(step=3),
+                             dist=DistInfo(rank=1, world_size=2), device=None)
+    signals = trainer_module.StopSignals()
+    assert trainer_module.Trainer._stop_reason(rank_1, signals, started=time.monotonic()) is not None
+    monkeypatch.setattr(trainer_module, "broadcast_flag", lambda flag, dist, device: False)  # rank 0 goes on
+    assert trainer_module.Trainer._stop_reason(rank_1, signals, started=time.monotonic() - 7200) is None

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import PRE_NORM_ONLY, run_cli
 from ctranslate2.specs.transformer_spec import TransformerSpec
 from sacrebleu import corpus_bleu

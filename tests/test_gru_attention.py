@@ -103,3 +103,18 @@ def test_tiny_model_overfits_a_handful_of_pairs():
 def test_deep_output_with_tied_embeddings_shares_one_table():
     model = GRUAttentionModel(vocab_size=20, embed_dim=16, hidden_dim=8, output_layer=OutputLayer.deep, tie_embeddings=True)
     assert model.W_o.weight is model.tgt_embed.weight is model.src_embed.weight
+
+
+def test_compiling_traces_each_function_a_few_times_not_once_per_target_length(gru_model):
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()  # counts compiled frames; traces without inductor's code generation
+    compiled = torch.compile(gru_model, backend=counter)
+    frames = []
+    for length in range(3, 12):
+        src, tgt_in = torch.randint(4, 23, (3, 5)), torch.randint(4, 23, (3, length))
+        compiled(src, tgt_in)
+        frames.append(counter.frame_count)
+    torch.testing.assert_close(compiled(src, tgt_in), gru_model(src, tgt_in))
+    assert frames[-1] == frames[2] > 0  # after the first lengths, no new length compiles anything

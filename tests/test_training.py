@@ -2,6 +2,8 @@
 are skipped without advancing anything, and the loop's stopping rules."""
 
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from nmt.models import build_model
 from nmt.models.checkpoint import load_checkpoint
 from nmt.training.distributed import DistInfo
 from nmt.training.optim import lr_factor
+from nmt.training.state import TrainingProgress
 from nmt.training.trainer import Trainer
 from nmt.training.validation import ValidationSet
 
@@ -149,11 +152,12 @@ def test_loss_is_per_target_token(tiny_cache, tmp_path):
     assert math.isfinite(result.loss) and 2 < result.loss < 10  # ~ln(vocab) at the start
 
 
-def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path):
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path, model):
     from nmt.config import TransformerConfig
 
-    config = TransformerConfig(name="t", d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32,
-                               dropout=0.0)
+    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.0) if model == "gru" else TransformerConfig(
+        name="t", d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32, dropout=0.0)
     eager, compiled = (_trainer(tiny_cache, tmp_path / str(c), model_config=config, compile=c).step([np.arange(6)])
                        for c in (False, True))
     # Loss and gradient norm, not parameters: Adam's first step turns float noise in gradients
@@ -183,3 +187,41 @@ def test_max_epochs_stops_at_the_end_of_an_epoch(tiny_cache, tmp_path, monkeypat
     batches = len(trainer.parts.sampler.epoch_batches(0))
     result = trainer.fit()
     assert result["step"] == batches and result["reason"] == "reached 1 epochs"
+
+
+def test_target_tokens_count_the_updates_taken_and_not_the_skipped(tiny_cache, tmp_path):
+    trainer = _trainer(tiny_cache, tmp_path)
+    taken = trainer.step([np.arange(8)])
+    _poison(trainer, float("nan"))
+    trainer.step([np.arange(8, 16)])
+    assert trainer.progress.target_tokens == taken.tokens > 0
+
+
+def test_a_run_stopped_by_a_signal_is_not_averaged(tiny_cache, tmp_path, monkeypatch):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [1.0] * 100, max_steps=100, average_last=2)
+    update = trainer.step
+
+    def update_then_signal(micro_batches):
+        result = update(micro_batches)
+        if trainer.progress.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # remembered by the loop, which stops after this step
+        return result
+
+    trainer.step = update_then_signal
+    result = trainer.fit()
+    assert result["reason"] == "received SIGTERM" and "average" not in result
+    assert not (tmp_path / "checkpoints/average.pt").exists()
+
+
+def test_a_run_that_reaches_its_end_is_averaged(tiny_cache, tmp_path, monkeypatch):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [1.0, 2.0, 3.0, 4.0, 3.5], max_steps=4,
+                               average_last=2)
+    result = trainer.fit()
+    assert result["average"] == {"checkpoints": 2, "steps": [3, 4], "loss": 1.0, "ppl": 2.7, "bleu": 3.5}
+    assert (tmp_path / "checkpoints/average.pt").is_file()
+
+
+def test_a_checkpoint_from_before_token_counting_resumes_counting_from_zero():
+    older = {"progress": {"step": 7, "best_score": 1.0, "bad_validations": 0, "skipped_steps": 0,
+                          "skipped_in_a_row": 0, "trained_seconds": 3.0}}
+    assert TrainingProgress.from_payload(older) == TrainingProgress(step=7, best_score=1.0, trained_seconds=3.0)

@@ -26,7 +26,10 @@ class TrainerConfig:
     log_every: int = 50
     valid_every: int = 500  # steps between validations; also saves checkpoints
     valid_bleu: bool = True  # decoded with the run's `decode` settings (greedy by default: fast, ranks well)
-    keep_last: int = 5  # periodic checkpoints kept
+    keep_last: int = 5  # periodic checkpoints kept; 0: all
+    # When the run ends, checkpoints/average.pt is the mean of the newest N step_N.pt, validated beside
+    # best.pt so N can be chosen on validation (rerun the finished run with another N); 0: no average.
+    average_last: int = 0
     patience: int = 0  # validations without BLEU improvement before stopping; 0: never
     threads: int = 0  # CPU threads for torch; 0: torch's default
     # Stop after this many consecutive non-finite losses instead of training on garbage.
@@ -36,6 +39,10 @@ class TrainerConfig:
         require(self.log_every >= 1, "trainer.log_every", "must be at least 1")
         require(self.valid_every >= 1, "trainer.valid_every", "must be at least 1")
         require(self.accumulate >= 1, "trainer.accumulate", "must be at least 1")
+        require(self.average_last >= 0, "trainer.average_last", "must be >= 0 (0: no average)")
+        # Only kept checkpoints can be averaged.
+        require(self.keep_last == 0 or self.average_last <= self.keep_last, "trainer.average_last",
+                f"{self.average_last} exceeds trainer.keep_last={self.keep_last}; raise trainer.keep_last")
 
 
 @dataclass

@@ -107,19 +107,21 @@ def describe_mismatch(payload: dict, config: ModelConfig, vocab_proto: bytes) ->
 
 
 def average_checkpoints(paths: list[Path]) -> dict:
-    """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1)."""
+    """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1). One checkpoint
+    is held at a time beside the running sums, however many are averaged."""
     if not paths:
         raise NmtError("no checkpoints to average")
-    payloads = [load_checkpoint(p) for p in paths]
-    first = payloads[0]
-    for path, payload in zip(paths[1:], payloads[1:]):
-        if payload["model_config"] != first["model_config"] or payload["model_kind"] != first["model_kind"]:
+    first = load_checkpoint(paths[0])
+    model = first.pop("model")
+    kept = {key: first[key] for key in ("model_kind", "model_config", "vocab")}
+    del first  # a training checkpoint also holds the optimizer's state
+    sums = {key: value.double() for key, value in model.items() if value.is_floating_point()}
+    for path in paths[1:]:
+        payload = load_checkpoint(path)
+        if payload["model_config"] != kept["model_config"] or payload["model_kind"] != kept["model_kind"]:
             raise NmtError(f"checkpoint {path}: a different model from {paths[0]}; only average one run's checkpoints")
-    averaged = {}
-    for key, value in first["model"].items():
-        if value.is_floating_point():
-            averaged[key] = sum(p["model"][key].double() for p in payloads).div(len(payloads)).to(value.dtype)
-        else:
-            averaged[key] = value
-    return {key: first[key] for key in ("model_kind", "model_config", "vocab")} | {
-        "format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths]}
+        for key, total in sums.items():
+            total += payload["model"][key].double()
+    averaged = {key: sums[key].div(len(paths)).to(value.dtype) if key in sums else value
+                for key, value in model.items()}
+    return kept | {"format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths]}

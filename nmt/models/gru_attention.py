@@ -118,6 +118,10 @@ class GRUAttentionModel(nn.Module):
             features = torch.tanh(self.deep_output(torch.cat([features, y_emb], dim=-1)))
         return self.W_o(self.dropout(features))
 
+    # Under torch.compile (trainer.compile=true) this frame runs in Python and the functions it calls are
+    # compiled: traced whole, its time-step loop would unroll into one graph per target length, compiled
+    # anew (minutes on a CPU) for every new length until dynamo's recompile limit sends the rest to eager.
+    @torch.compiler.disable(recursive=False)
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (batch, tgt_len, vocab) and attention (batch, tgt_len, src_len)."""
         state = self.encode(src)

@@ -1,6 +1,6 @@
 """What a run's checkpoint carries besides the model, so a killed run resumes exactly: the
 optimizer, schedule, scaler, sampler position, every rank's RNG and the run's counters; and the
-run's checkpoint files, step_N.pt with last.pt and best.pt linked to them."""
+run's checkpoint files, step_N.pt with last.pt and best.pt linked to them, and average.pt."""
 
 import math
 import os
@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from nmt.models.checkpoint import average_checkpoints, save_checkpoint
+
+AVERAGE = "average.pt"  # in checkpoints/, the mean of the newest trainer.average_last step_N.pt
 
 
 @dataclass
@@ -20,7 +24,8 @@ class TrainingProgress:
     bad_validations: int = 0  # validations in a row without a new best
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient, over the whole run
     skipped_in_a_row: int = 0
-    trained_seconds: float = 0.0
+    trained_seconds: float = 0.0  # wall clock from the first update, validations included
+    target_tokens: int = 0  # of the updates counted in `step`, summed over all ranks
 
     @classmethod
     def from_payload(cls, payload: dict) -> "TrainingProgress":
@@ -80,4 +85,17 @@ def link_checkpoint(source: Path, alias: Path) -> None:
 
 def periodic_checkpoints(directory: Path) -> list[Path]:
     """The step_N.pt files of a run, oldest first."""
-    return sorted(directory.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    return sorted(directory.glob("step_*.pt"), key=checkpoint_file_step)
+
+
+def write_average(directory: Path, count: int, output: Path) -> dict:
+    """Write the mean of the newest `count` step_N.pt in `directory` to `output`, atomically; its payload
+    (`averaged_from` names the files, fewer than `count` where fewer exist)."""
+    payload = average_checkpoints(periodic_checkpoints(directory)[-count:])
+    save_checkpoint(output, payload)
+    return payload
+
+
+def checkpoint_file_step(path: str | Path) -> int:
+    """N of a step_N.pt file name."""
+    return int(Path(path).stem.split("_")[1])

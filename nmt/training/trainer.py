@@ -1,5 +1,6 @@
 """The training loop: updates epoch after epoch, validation and checkpoints every
-`trainer.valid_every` steps, TensorBoard logs, and a clean stop on a budget, patience or a signal.
+`trainer.valid_every` steps, TensorBoard logs, a clean stop on a budget, patience or a signal, and
+at the end (not on a signal) the average of the last checkpoints, validated beside the best one.
 
 The pieces it wires: `update.Updater` (one optimizer update), `validation.validate`,
 `state` (what a run's checkpoint carries and how it is restored), `data.batching` (the batches).
@@ -21,18 +22,21 @@ from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import Vocab
 from nmt.errors import NmtError
-from nmt.models.checkpoint import model_payload, save_checkpoint
+from nmt.models.checkpoint import load_model, model_payload, save_checkpoint
 from nmt.models.interface import EncoderDecoder
 from nmt.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, gather_objects
 from nmt.training.optim import build_optimizer
 from nmt.training.state import (
+    AVERAGE,
     TrainingParts,
     TrainingProgress,
+    checkpoint_file_step,
     link_checkpoint,
     periodic_checkpoints,
     restore_training,
     rng_state,
     training_payload,
+    write_average,
 )
 from nmt.training.update import Updater, UpdateResult, UpdateSettings
 from nmt.training.validation import ValidationSet, attention_picture, validate
@@ -98,6 +102,8 @@ class Trainer:
 
     def resume(self, payload: dict) -> None:
         self.progress = restore_training(payload, self.parts, self.dist.rank, self.device)
+        # A checkpoint is only written after its validation: a finished run resumed is not validated again.
+        self.validated_step = self.progress.step
         if payload["batching"] != self.batching():
             log.warning("batching changed since the checkpoint (%s, now %s): the current epoch starts over",
                         payload["batching"], self.batching())
@@ -148,11 +154,14 @@ class Trainer:
             # Every stop (steps, budget, epochs, a signal) ends with a checkpoint of where it stopped.
             if self.validated_step != progress.step:
                 last_valid = self._validate_and_save()
+            # A signal interrupts a run that its rerun resumes and ends; only an ended run is averaged.
+            interrupted = broadcast_flag(signals.received is not None, self.dist, self.device)
+        average = self._average() if s.average_last and not interrupted else {}
         if self.writer:
             self.writer.flush()
         log.info("stopped at step %d: %s", progress.step, reason)
         return {"step": progress.step, "reason": reason, "valid": last_valid, "best": progress.best_score,
-                "skipped_steps": progress.skipped_steps}
+                "skipped_steps": progress.skipped_steps} | ({"average": average} if average else {})
 
     def step(self, micro_batches: list[np.ndarray]) -> UpdateResult:
         """One optimizer update from micro-batches of example indices."""
@@ -179,8 +188,10 @@ class Trainer:
             reason = f"reached {s.max_steps} steps"
         elif s.max_minutes and time.monotonic() - started >= s.max_minutes * 60:
             reason = f"reached the {s.max_minutes} minute budget"
-        # Every rank must stop at the same step, whatever its own clock says.
-        return reason if broadcast_flag(reason is not None, self.dist, self.device) else None
+        # Every rank must stop at the same step, whatever its own clock says: rank 0's decision holds.
+        if not broadcast_flag(reason is not None, self.dist, self.device):
+            return None
+        return reason or "rank 0 stopped the run"
 
     def _patience_over(self) -> str | None:
         patience = self.settings.patience
@@ -191,6 +202,8 @@ class Trainer:
     def _validate_and_save(self) -> dict:
         result: dict = {}
         is_best = self.dist.is_main
+        if self.dist.is_main:
+            self._log_progress()
         if self.dist.is_main and self.valid is not None:
             result = validate(self.model, self.valid, self.vocab, self.valid_search, self.device, self.precision)
             is_best = self._record(result)
@@ -213,6 +226,47 @@ class Trainer:
         if figure is not None:
             self.writer.add_figure("valid/attention", figure, progress.step)
         return is_best
+
+    def _average(self) -> dict:
+        """Rank 0 writes average.pt from the newest `average_last` checkpoints and validates it; the
+        files averaged and the validation (a collective: every rank calls it)."""
+        result: dict = {}
+        if self.dist.is_main:
+            payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE)
+            steps = [checkpoint_file_step(path) for path in payload["averaged_from"]]
+            result = {"checkpoints": len(steps), "steps": steps}
+            if len(steps) < self.settings.average_last:
+                log.warning("only %d checkpoints to average, not trainer.average_last=%d", len(steps),
+                            self.settings.average_last)
+            if self.valid is not None:
+                model, _ = load_model(payload)  # as translate and serve load it
+                result |= validate(model.to(self.device), self.valid, self.vocab, self.valid_search, self.device,
+                                   self.precision)
+                self._record_average(result)
+            log.info("wrote %s", self.checkpoints / AVERAGE)
+        barrier(self.dist)
+        return result
+
+    def _record_average(self, result: dict) -> None:
+        """The average's validation beside the best single checkpoint's, in the log and TensorBoard.
+        Tags carry N, so the finished run rerun with other values of N draws each as its own series."""
+        n, best = result["checkpoints"], self.progress.best_score
+        first, last = result["steps"][0], result["steps"][-1]
+        # best_score is the best BLEU, or minus the best loss when validation has no BLEU.
+        best_name, best_value = ("bleu", best) if "bleu" in result else ("loss", -best)
+        log.info("average of the last %d checkpoints (steps %d-%d): valid loss %.3f ppl %.2f%s; "
+                 "best single checkpoint: %s %.3f", n, first, last, result["loss"], result["ppl"],
+                 f" bleu {result['bleu']:.3f}" if "bleu" in result else "", best_name, best_value)
+        for key in ("loss", "ppl", "bleu"):
+            if key in result:
+                self.writer.add_scalar(f"average/{key}_last_{n}", result[key], self.progress.step)
+        self.writer.add_scalar(f"average/best_single_{best_name}", best_value, self.progress.step)
+
+    def _log_progress(self) -> None:
+        """What a learning curve puts beside each validation: target tokens trained on and minutes."""
+        progress = self.progress
+        self.writer.add_scalar("train/target_tokens", progress.target_tokens, progress.step)
+        self.writer.add_scalar("train/minutes", progress.trained_seconds / 60, progress.step)
 
     def _log_train(self, result: UpdateResult, window: dict) -> None:
         """Loss and throughput summed over all ranks (a collective: every rank calls it)."""

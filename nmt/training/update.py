@@ -72,13 +72,14 @@ class Updater:
             scaler.step(optimizer)  # fp16: the scaler itself skips a step whose gradients overflowed
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        self._count(finite, progress)
+        self._count(finite, global_tokens, progress)
         return UpdateResult(total_loss.item() / max(tokens.item(), 1.0), tokens.item(), grad_norm, lr, finite)
 
-    def _count(self, finite: bool, progress: TrainingProgress) -> None:
+    def _count(self, finite: bool, global_tokens: float, progress: TrainingProgress) -> None:
         if finite:
             self.parts.scheduler.step()
             progress.step += 1
+            progress.target_tokens += round(global_tokens)
             progress.skipped_in_a_row = 0
             return
         progress.skipped_steps += 1
