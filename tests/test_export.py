@@ -126,9 +126,16 @@ def test_translate_accepts_an_export_with_one_line_per_input_and_nbest_scores(ex
 
 
 @PRE_NORM_ONLY
-def test_gnmt_length_normalization_with_an_export_is_refused_with_one_line(exported, tmp_path):
-    result = run_cli("translate", f"checkpoint={exported}", cwd=tmp_path, stdin=b"A dog.\n")
-    assert "decode.length_norm=gnmt" in one_line_error(result)
+def test_an_export_translates_with_the_default_settings_saying_how_it_approximates_gnmt(exported, tmp_path):
+    result = run_cli("translate", f"checkpoint={exported}", "decode.nbest=3", cwd=tmp_path,
+                     stdin=b"A red book finds the new man.\n\nTwo dogs.\n")
+    assert result.returncode == 0, result.stderr.decode()
+    notes = [line for line in result.stderr.decode().splitlines() if "length_norm=gnmt" in line]
+    assert len(notes) == 1 and "length_penalty=0.6" in notes[0]
+    lines = result.stdout.decode().split("\n")[:-1]
+    assert len(lines) == 3 and lines[1].split("\t")[0] == ""
+    scores = [float(x) for x in lines[0].split("\t")[1::2]]
+    assert scores == sorted(scores, reverse=True)  # GNMT scores, best first
 
 
 def test_exporting_a_gru_is_refused_with_one_line_saying_what_to_use(tiny_gru_checkpoint, tmp_path):

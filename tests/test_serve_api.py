@@ -173,7 +173,6 @@ def test_an_export_is_served_like_its_checkpoint_is_translated(trained_transform
     from nmt.backends import load_translator
     from nmt.backends.ct2_export import export_checkpoint
     from nmt.choices import LengthNorm
-    from nmt.config import SearchSettings
 
     export = export_checkpoint(trained_transformer, tmp_path / "export")
     decode = DecodeConfig(length_norm=LengthNorm.average, **SHORT_OUTPUTS)  # what CTranslate2 can express

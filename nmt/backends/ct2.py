@@ -4,7 +4,9 @@
 Our decoding settings map onto CTranslate2's where it can express them, and are refused where not:
 - length_norm=average (score / |Y|, |Y| counting the EOS) is CTranslate2's length_penalty=1 with the
   end token kept in the hypothesis, so its length counts the EOS too; length_norm=none is
-  length_penalty=0; gnmt's ((5 + |Y|) / 6)^alpha has no counterpart and is refused.
+  length_penalty=0; gnmt's ((5 + |Y|) / 6)^alpha has no counterpart, and the nearest, |Y|^alpha
+  (CTranslate2's length_penalty=alpha), searches in its place, said in one log line; the hypotheses it
+  returns are scored with GNMT's normalizer and ranked by that, so scores mean what ours mean.
 - the cap a * source_length + b is per sentence, CTranslate2's max_decoding_length per call: sentences
   are grouped by their cap, one call per group. At the cap we force EOS; CTranslate2 ends the beam
   with its best token instead, which is cut off, so no output is longer than ours may be.
@@ -17,7 +19,9 @@ Our decoding settings map onto CTranslate2's where it can express them, and are 
   as ours; the length normalization is ours, so gnmt works there.
 """
 
+import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,9 +35,11 @@ from nmt.data.batching import pad_sources
 from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 from nmt.decoding.constraints import Phrase
 from nmt.decoding.scoring import scored_hypothesis
-from nmt.decoding.search import Hypothesis, max_output_lengths
+from nmt.decoding.search import Hypothesis, length_normalizer, max_output_lengths
 from nmt.device import resolve_device
 from nmt.errors import NmtError
+
+log = logging.getLogger("nmt.translate")
 
 
 def ct2_length_penalty(settings: SearchSettings) -> float:
@@ -42,9 +48,16 @@ def ct2_length_penalty(settings: SearchSettings) -> float:
         return 1.0
     if settings.length_norm is LengthNorm.none:
         return 0.0
-    raise NmtError(f"decode.length_norm={settings.length_norm.value}: CTranslate2 divides by length ** alpha and "
-                   "cannot express GNMT's ((5 + length) / 6) ** alpha; with an export use "
-                   "decode.length_norm=average (its length_penalty=1) or decode.length_norm=none")
+    _say_gnmt_is_approximated(settings.length_penalty)
+    return settings.length_penalty
+
+
+@functools.cache
+def _say_gnmt_is_approximated(alpha: float) -> None:
+    """Once per process and alpha: a service decodes many batches, and one line says it all."""
+    log.warning("decode.length_norm=gnmt: CTranslate2 cannot express ((5 + length) / 6) ** %g, so the export "
+                "searches with the nearest, length ** %g (its length_penalty=%g), and scores with GNMT's; "
+                "decode.length_norm=average or none search exactly as the checkpoint does", alpha, alpha, alpha)
 
 
 def ct2_sampling(settings: SearchSettings) -> dict[str, Any]:
@@ -145,8 +158,10 @@ class CT2Translator(LineTranslator):
                 return_attention=attention_layer is not None)
             for i, result in zip(members, found):
                 attention = result.attention or [None] * len(result.hypotheses)
-                results[i] = [self._hypothesis(tokens, score, limit, penalty, rows)
+                results[i] = [self._hypothesis(tokens, score, limit, penalty, rows, settings)
                               for tokens, score, rows in zip(result.hypotheses, result.scores, attention)]
+                if settings.length_norm is LengthNorm.gnmt:  # ranked by the score it reports
+                    results[i].sort(key=lambda h: -h.score)
             if sampling:  # CTranslate2's scores of samples are not the model's log-probabilities: ours are
                 rescored = self.score_ids([sources[i] for i in members], [results[i][0].tokens for i in members],
                                           settings, max_tokens, precision, None)
@@ -171,11 +186,14 @@ class CT2Translator(LineTranslator):
         return [scored_hypothesis(target, result.log_probs, settings) for target, result in zip(targets, found)]
 
     def _hypothesis(self, pieces: list[str], score: float, limit: int, penalty: float,
-                    rows: list[list[float]] | None) -> Hypothesis:
+                    rows: list[list[float]] | None, settings: SearchSettings) -> Hypothesis:
         ids = [self._piece_ids[p] for p in pieces]
         length = len(ids)  # what CTranslate2 divided by, the EOS or the cut-off token included
         tokens = ids[:-1] if ids and ids[-1] == EOS_ID else ids[:limit]
-        return Hypothesis(tokens, score, score * length ** penalty, _with_eos_column(rows) if rows else None)
+        log_prob = score * length ** penalty
+        if settings.length_norm is LengthNorm.gnmt:  # searched with length ** alpha; scored as ours
+            score = log_prob / length_normalizer(length, settings)
+        return Hypothesis(tokens, score, log_prob, _with_eos_column(rows) if rows else None)
 
 
 def _with_eos_column(rows: list[list[float]]) -> torch.Tensor:
