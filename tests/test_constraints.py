@@ -143,3 +143,13 @@ def test_at_the_cap_the_hypothesis_that_met_the_most_constraints_is_returned(gru
     assert len(hyps) == 1 and len(hyps[0].tokens) == 3
     assert contains(hyps[0].tokens, (7, 8, 9)) or contains(hyps[0].tokens, (10, 11, 12))
 
+
+
+def test_constrained_hypotheses_carry_their_attention(gru_model):
+    search_settings = SearchSettings(beam_size=3, nbest=2, max_len_b=10)
+    found = search_corpus(gru_model, SOURCES[:2], search_settings, 10_000, CPU, attention_layer=-1,
+                          constraints=[[(7, 8)], [(9,)]])
+    for source, hyps in zip(SOURCES[:2], found):
+        for h in hyps:
+            assert h.attention.shape[0] == len(h.tokens) + 1 and h.attention.shape[1] >= len(source) + 1
+            torch.testing.assert_close(h.attention.sum(1), torch.ones(len(h.tokens) + 1))
