@@ -43,6 +43,7 @@ class Precision(Enum):
 class LengthNorm(Enum):
     gnmt = "gnmt"  # log P / ((5 + |Y|) / 6) ** alpha (Wu et al. 2016)
     average = "average"  # log P / |Y|
+    power = "power"  # log P / |Y| ** alpha: CTranslate2's length_penalty=alpha, which Argos Translate decodes with
     none = "none"  # log P
 
 

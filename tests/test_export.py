@@ -40,11 +40,14 @@ def test_greedy_from_an_export_gives_the_same_tokens_as_ours(trained_transformer
     assert sum(a[0].tokens == b[0].tokens for a, b in zip(ours, theirs)) >= 0.99 * len(SENTENCES)
 
 
-def test_beam_5_from_an_export_gives_our_tokens_or_ours_scores_better(trained_transformer, exported):
-    # average is the length normalization both decoders share (CTranslate2's length_penalty=1). CTranslate2
-    # stops a sentence early by a rule of thumb where our beam search stops only when nothing can beat its
-    # best, so where the two differ, ours must score at least as well under our model.
-    settings = SearchSettings(beam_size=5, length_norm=LengthNorm.average)
+# average and power are the length normalizations both decoders share (CTranslate2's length_penalty=1 and
+# length_penalty=alpha; beam 4 and alpha 0.2 are what Argos Translate decodes with).
+@pytest.mark.parametrize("settings", [SearchSettings(beam_size=5, length_norm=LengthNorm.average),
+                                      SearchSettings(beam_size=4, length_norm=LengthNorm.power, length_penalty=0.2)],
+                         ids=["average", "power"])
+def test_beam_search_from_an_export_gives_our_tokens_or_ours_scores_better(trained_transformer, exported, settings):
+    # CTranslate2 stops a sentence early by a rule of thumb where our beam search stops only when nothing
+    # can beat its best, so where the two differ, ours must score at least as well under our model.
     translator = Translator.from_checkpoint(trained_transformer, "cpu")
     ours = translator.translate_hypotheses(SENTENCES, settings)
     theirs = CT2Translator.from_directory(exported, "cpu").translate_hypotheses(SENTENCES, settings)

@@ -19,7 +19,7 @@ from nmt.models.transformer import TransformerModel
 
 SOURCES = [[5, 6, 7, 8], [9, 10], [11], [12, 13, 14, 15, 16, 17]]
 CPU = torch.device("cpu")
-NORMS = [(LengthNorm.gnmt, 0.6), (LengthNorm.average, 0.0), (LengthNorm.none, 0.0)]
+NORMS = [(LengthNorm.gnmt, 0.6), (LengthNorm.average, 0.0), (LengthNorm.power, 0.2), (LengthNorm.none, 0.0)]
 
 
 @pytest.mark.parametrize("norm,alpha", NORMS)

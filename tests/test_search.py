@@ -30,7 +30,8 @@ def _exhaustive_best(model, vocab, limit, settings):
     return best
 
 
-@pytest.mark.parametrize("norm,alpha", [("none", 0.0), ("gnmt", 0.6), ("gnmt", 1.0), ("average", 0.0)])
+@pytest.mark.parametrize("norm,alpha", [("none", 0.0), ("gnmt", 0.6), ("gnmt", 1.0), ("average", 0.0),
+                                        ("power", 0.2)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_beam_search_finds_the_exhaustive_best(norm, alpha, seed):
     vocab, limit = 7, 3  # words 4, 5, 6; outputs of up to 3 words
@@ -134,7 +135,8 @@ def _same_beam_to_the_cap(model: TableLM, limit: int, settings: SearchSettings) 
     return sorted(finished, key=lambda f: -f[0])[:settings.nbest]
 
 
-@pytest.mark.parametrize("norm,alpha", [("none", 0.0), ("average", 0.0), ("gnmt", 0.6), ("gnmt", 1.0)])
+@pytest.mark.parametrize("norm,alpha", [("none", 0.0), ("average", 0.0), ("gnmt", 0.6), ("gnmt", 1.0),
+                                        ("power", 0.2)])
 @pytest.mark.parametrize("beam_size,nbest", [(2, 1), (2, 2), (3, 1), (3, 2)])
 @pytest.mark.parametrize("seed", range(6))
 def test_stopping_early_loses_nothing_the_same_beam_finds_by_the_cap(norm, alpha, beam_size, nbest, seed):

@@ -3,7 +3,8 @@
 
 Our decoding settings map onto CTranslate2's where it can express them, and are refused where not:
 - length_norm=average (score / |Y|, |Y| counting the EOS) is CTranslate2's length_penalty=1 with the
-  end token kept in the hypothesis, so its length counts the EOS too; length_norm=none is
+  end token kept in the hypothesis, so its length counts the EOS too; length_norm=power (score / |Y|^alpha)
+  is length_penalty=alpha, the setting Argos Translate decodes with (alpha 0.2); length_norm=none is
   length_penalty=0; gnmt's ((5 + |Y|) / 6)^alpha has no counterpart, and the nearest, |Y|^alpha
   (CTranslate2's length_penalty=alpha), searches in its place, said in one log line; the hypotheses it
   returns are scored with GNMT's normalizer and ranked by that, so scores mean what ours mean.
@@ -48,6 +49,8 @@ def ct2_length_penalty(settings: SearchSettings) -> float:
         return 1.0
     if settings.length_norm is LengthNorm.none:
         return 0.0
+    if settings.length_norm is LengthNorm.power:
+        return settings.length_penalty
     _say_gnmt_is_approximated(settings.length_penalty)
     return settings.length_penalty
 

@@ -14,7 +14,7 @@ class SearchSettings:
     the same one-line errors, named by their decode.* keys."""
 
     beam_size: int = 5
-    # GNMT length penalty alpha: score / ((5 + len) / 6) ** alpha; 0 disables it.
+    # alpha of length_norm=gnmt, score / ((5 + len) / 6) ** alpha, and of power, score / len ** alpha; 0 disables it.
     length_penalty: float = 0.6
     length_norm: LengthNorm = LengthNorm.gnmt
     # Output length is capped at max_len_a * source_length + max_len_b tokens.

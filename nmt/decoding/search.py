@@ -32,11 +32,13 @@ class Hypothesis:
 
 
 def length_normalizer(length: int | torch.Tensor, settings: SearchSettings):
-    """Divides a hypothesis' log-probability: GNMT ((5 + |Y|) / 6)^alpha, |Y|, or 1."""
+    """Divides a hypothesis' log-probability: GNMT ((5 + |Y|) / 6)^alpha, |Y|, |Y|^alpha or 1."""
     if settings.length_norm is LengthNorm.gnmt:
         return ((5.0 + length) / 6.0) ** settings.length_penalty
     if settings.length_norm is LengthNorm.average:
         return length
+    if settings.length_norm is LengthNorm.power:
+        return length ** settings.length_penalty
     return 1.0
 
 
