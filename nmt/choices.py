@@ -69,6 +69,13 @@ class Quantization(Enum):
     float16 = "float16"
 
 
+class Package(Enum):
+    """What `python -m nmt.export` writes: the CTranslate2 directory itself, or that directory inside
+    an Argos Translate package (nmt/backends/argos_package.py)."""
+    none = "none"
+    argos = "argos"  # output/translate-<src>_<tgt>-<version>.argosmodel, for Argos Translate and LibreTranslate
+
+
 class DecodeQuantize(Enum):
     """int8: dynamic int8 matrix products at translation time (PyTorch's for a checkpoint,
     CTranslate2's for an export); none: the weights' own type."""

@@ -3,12 +3,14 @@ model-spec API.
 
 The directory holds CTranslate2's `model.bin`, `config.json` and vocabulary, plus our `spm.model`
 and `nmt_export.json` (languages, model size, the checkpoint's step), so it translates by itself.
+An Argos package's copy (nmt/backends/argos_package.py) is also made unable to produce PAD, BOS and UNK.
 It is built beside its final path and renamed into place: a failed export leaves nothing half-written.
 """
 
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -23,6 +25,11 @@ from nmt.models.transformer import sinusoidal_positions
 
 METADATA = "nmt_export.json"
 VOCAB_FILE = "spm.model"
+# CTranslate2's default max_input_length; its default max_decoding_length, 256, is less. A caller that does
+# not cap lengths as we do (Argos Translate) then meets positions the model never trained on, not an error.
+CT2_DEFAULT_POSITIONS = 1024
+# A logit bias that gives a token probability 0 in float32 and float16 alike.
+_NEVER = -1e4
 # CTranslate2's name for each of our quantizations; "none" keeps the checkpoint's float32.
 _CT2_TYPES = {Quantization.none: "float32", Quantization.int8: "int8", Quantization.int16: "int16",
               Quantization.float16: "float16"}
@@ -55,21 +62,28 @@ def _feed_forward(spec, state: dict, prefix: str, norm: str) -> None:
 
 
 def transformer_spec(state: dict[str, torch.Tensor], config: TransformerConfig, vocab: Vocab,
-                     alignment_layer: int = -1):
+                     alignment_layer: int = -1, never_produced: Sequence[int] = ()):
     """Our TransformerModel's weights in a CTranslate2 TransformerSpec; its attention is decoder layer
-    `alignment_layer`'s cross-attention averaged over all heads, as our models report it."""
+    `alignment_layer`'s cross-attention averaged over all heads, as our models report it. The tokens
+    `never_produced` get a logit bias that leaves them probability 0, for decoders that cannot be told to
+    forbid them as ours do; CTranslate2 then renormalizes over the rest, as its disable_unk does."""
     from ctranslate2.specs import transformer_spec as ct2
 
     encoder = ct2.TransformerEncoderSpec(config.encoder_layers, config.heads, pre_norm=config.pre_norm)
     decoder = ct2.TransformerDecoderSpec(config.decoder_layers, config.heads, pre_norm=config.pre_norm,
                                          alignment_layer=alignment_layer, alignment_heads=config.heads)
-    # Our positions interleave sin and cos; CTranslate2's built-in table does not, so it gets ours.
-    positions = sinusoidal_positions(config.max_positions, config.d_model)
+    # Our positions interleave sin and cos; CTranslate2's built-in table does not, so it gets ours, as
+    # long as CTranslate2's default limits ask for (the first max_positions rows are the model's own).
+    positions = sinusoidal_positions(max(config.max_positions, CT2_DEFAULT_POSITIONS), config.d_model)
     # One table serves all three today; each slot is filled on its own (CTranslate2 stores shared
     # tensors once), so the spec stays right if the tables are ever separate.
     encoder.embeddings[0].weight = state["embed.weight"]
     decoder.embeddings.weight = state["embed.weight"]
     decoder.projection.weight = state["embed.weight"]
+    if never_produced:
+        bias = torch.zeros(len(vocab))
+        bias[list(never_produced)] = _NEVER
+        decoder.projection.bias = bias
     encoder.position_encodings.encodings = positions
     decoder.position_encodings.encodings = positions
     if config.pre_norm:  # post-norm ends each sublayer with a LayerNorm and has no final one
@@ -123,8 +137,9 @@ def _replace_directory(built: Path, output: Path) -> None:
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, quantization: Quantization = Quantization.none,
                       overwrite: bool = False, languages: tuple[str | None, str | None] = (None, None),
-                      alignment_layer: int = -1) -> Path:
-    """Write a CTranslate2 directory for a Transformer checkpoint; returns the directory."""
+                      alignment_layer: int = -1, never_produced: Sequence[int] = ()) -> Path:
+    """Write a CTranslate2 directory for a Transformer checkpoint; returns the directory.
+    never_produced: token ids the model is made unable to produce (see transformer_spec)."""
     checkpoint, output = Path(checkpoint), Path(output)
     _check_output(output, overwrite)
     payload = load_checkpoint(checkpoint)
@@ -137,7 +152,7 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, quantization: 
         raise NmtError(f"alignment_layer={alignment_layer}: the model has {config.decoder_layers} decoder layers; "
                        f"choose one of {-config.decoder_layers}..{config.decoder_layers - 1}")
     vocab = Vocab(vocab_bytes(payload))
-    spec = transformer_spec(payload["model"], config, vocab, alignment_layer)
+    spec = transformer_spec(payload["model"], config, vocab, alignment_layer, never_produced)
     spec.validate()
     spec.optimize(quantization=_CT2_TYPES[quantization])
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +165,7 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, quantization: 
         metadata = {"source_checkpoint": str(checkpoint), "step": checkpoint_step(payload),
                     "src_lang": languages[0], "tgt_lang": languages[1], "quantization": quantization.value,
                     "model_kind": payload["model_kind"], "alignment_layer": alignment_layer,
+                    "never_produced": list(never_produced),
                     "model_config": plain_fields(config),
                     "parameters": sum(t.numel() for t in payload["model"].values()), "vocab_size": len(vocab)}
         (built / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")

@@ -1,11 +1,12 @@
 """The configs of the stages other than training: prepare, translate, score, evaluate, export and serve."""
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from nmt.choices import InvalidLines, Quantization
+from nmt.choices import InvalidLines, Package, Quantization
 from nmt.config.checks import require
 from nmt.config.data import DataConfig
 from nmt.config.decode import DecodeConfig
@@ -67,6 +68,21 @@ class ExportConfig:
     # The decoder layer whose cross-attention (heads averaged) the export returns as its attention,
     # which serve places HTML markup by; CTranslate2 fixes it in the model directory.
     alignment_layer: int = -1
+    # argos: the export inside an Argos Translate package, output/translate-<src>_<tgt>-<package_version>.argosmodel,
+    # which Argos Translate and LibreTranslate install (output is then the directory that holds it).
+    package: Package = Package.none
+    # LibreTranslate compares an installed package's version with its index's, so it must read as one.
+    # Hydra reads package_version=1.10 as the number 1.1; quote such a version: package_version="'1.10'".
+    package_version: str = "1.0"
+    # The languages' names a package shows; None: the English name of the ISO 639-1 code, from a table.
+    src_name: Optional[str] = None
+    tgt_name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        require(re.fullmatch(r"[0-9]+(\.[0-9]+)*", self.package_version) is not None, "package_version",
+                f"{self.package_version!r} is not a version; write numbers joined by dots, as 1.0 or 1.2.3")
+        require(self.package is Package.argos or (self.src_name is None and self.tgt_name is None), "src_name/tgt_name",
+                "name the languages of an Argos package; pass package=argos or leave them out")
 
 
 @dataclass

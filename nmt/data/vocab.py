@@ -8,6 +8,8 @@ import sentencepiece as spm
 from nmt.choices import SubwordModel
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+# What no translation of ours ever contains: search forbids them, and an Argos package's model cannot produce them.
+NEVER_PRODUCED = (PAD_ID, BOS_ID, UNK_ID)
 
 
 class Vocab:

@@ -16,7 +16,7 @@ import torch
 from nmt.choices import LengthNorm, Sampling
 from nmt.config.decode import SearchSettings
 from nmt.data.batching import fill_budget, pad_sources
-from nmt.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.data.vocab import BOS_ID, EOS_ID, NEVER_PRODUCED, PAD_ID
 from nmt.decoding.constraints import Candidate, ConstraintState, Phrase, allocate, initial_state
 from nmt.decoding.sampling import TokenSampler
 from nmt.models.interface import DecoderState, EncoderDecoder, token_limit
@@ -50,9 +50,7 @@ def max_output_lengths(src: torch.Tensor, settings: SearchSettings, max_position
 
 
 def _forbid_specials(log_probs: torch.Tensor) -> torch.Tensor:
-    log_probs[:, PAD_ID] = -math.inf
-    log_probs[:, BOS_ID] = -math.inf
-    log_probs[:, UNK_ID] = -math.inf
+    log_probs[:, list(NEVER_PRODUCED)] = -math.inf
     return log_probs
 
 
