@@ -82,7 +82,7 @@ class ExportConfig:
         require(re.fullmatch(r"[0-9]+(\.[0-9]+)*", self.package_version) is not None, "package_version",
                 f"{self.package_version!r} is not a version; write numbers joined by dots, as 1.0 or 1.2.3")
         require(self.package is Package.argos or (self.src_name is None and self.tgt_name is None), "src_name/tgt_name",
-                "name the languages of an Argos package; pass package=argos or leave them out")
+                "only an Argos package shows language names; pass package=argos or leave them out")
 
 
 @dataclass
