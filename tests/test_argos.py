@@ -2,7 +2,7 @@
 package's layout, Argos's Python API translating as `nmt.translate` does, and LibreTranslate serving it.
 
 Argos and LibreTranslate pin dependencies of their own, so they live in .venv-libretranslate
-(scripts/setup_libretranslate.sh, which .ci/run calls) and run as subprocesses through
+(scripts/setup_libretranslate.sh, which scripts/test.sh calls) and run as subprocesses through
 tests/argos_harness.py, offline: a rule stands in for the sentence splitter Argos would download, and
 every connection off the machine is refused. Without that venv those tests skip, saying so.
 """
@@ -35,10 +35,11 @@ MULTI30K = SHARED_DATA / "multi30k" / "test_2016_flickr.en"
 needs_multi30k = pytest.mark.skipif(not MULTI30K.is_file(), reason="needs ../shared/data/multi30k")
 # How Argos decodes (argostranslate/translate.py): beam 4, CTranslate2's length_penalty=0.2 and its default
 # cap of 256 decoding steps, in our settings. The CLI runs one thread, as the harness's Argos does.
-ARGOS_DECODING = ("decode.beam_size=4", "decode.length_norm=power", "decode.length_penalty=0.2",
-                  "decode.max_len_a=0", "decode.max_len_b=255")
 ARGOS_SETTINGS = SearchSettings(beam_size=4, length_norm=LengthNorm.power, length_penalty=0.2, max_len_a=0,
                                 max_len_b=255)
+ARGOS_DECODING = tuple(f"decode.{key}={getattr(ARGOS_SETTINGS, key)}" for key in ("beam_size", "length_penalty",
+                                                                                "max_len_a", "max_len_b")) + (
+    f"decode.length_norm={ARGOS_SETTINGS.length_norm.value}",)
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 PACKAGE = "translate-en_de-1.0"
 
