@@ -31,6 +31,7 @@ class OutputLayer(Enum):
 class Schedule(Enum):
     inverse_sqrt = "inverse_sqrt"
     constant = "constant"
+    cosine = "cosine"
 
 
 class Precision(Enum):

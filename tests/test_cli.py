@@ -174,6 +174,11 @@ def test_a_max_len_the_model_has_no_positions_for_is_one_line_naming_both_keys(t
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()  # refused before any work
 
 
+def test_a_cosine_schedule_without_a_step_budget_is_one_line(tmp_path):
+    result = run_cli("train", "optim.schedule=cosine", "trainer.max_steps=0", cwd=tmp_path)
+    _one_line_error(result, "config error: optim.schedule", "trainer.max_steps")
+
+
 def test_a_decode_check_fails_at_composition_as_one_config_error_line(tmp_path):
     result = run_cli("translate", "checkpoint=x.pt", "decode.beam_size=2", "decode.nbest=3", cwd=tmp_path)
     _one_line_error(result, "config error: decode.nbest", "decode.beam_size=2")

@@ -44,6 +44,18 @@ def test_constant_schedule_values():
     assert lr_factor(100, Schedule.constant, 100) == 1.0 and lr_factor(10 ** 6, Schedule.constant, 100) == 1.0
 
 
+def test_cosine_schedule_warms_up_then_falls_along_half_a_cosine_to_zero_after_the_last_step():
+    warmup, total = 100, 1099  # 1,000 steps after the warmup, then zero at step 1,100
+    assert lr_factor(50, Schedule.cosine, warmup, total) == pytest.approx(0.5)
+    assert lr_factor(100, Schedule.cosine, warmup, total) == 1.0
+    assert lr_factor(600, Schedule.cosine, warmup, total) == pytest.approx(0.5)
+    assert lr_factor(350, Schedule.cosine, warmup, total) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    after = [lr_factor(step, Schedule.cosine, warmup, total) for step in range(warmup, total + 1)]
+    assert all(a > b for a, b in zip(after, after[1:]))
+    assert 0 < after[-1] < 1e-5  # the last update still moves the weights
+    assert lr_factor(total + 50, Schedule.cosine, warmup, total) == 0.0  # a run resumed past its budget
+
+
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
@@ -53,15 +65,27 @@ def tiny_cache(tmp_path_factory):
                          VocabSettings(120, SubwordModel.unigram, 10_000, 1.0), root, workers=1)
 
 
-def _trainer(cache, tmp_path, model_config=None, precision=Precision.fp32, valid=None, **settings):
+def _trainer(cache, tmp_path, model_config=None, precision=Precision.fp32, valid=None, optim=None, **settings):
     vocab = Vocab.from_file(str(cache / "spm.model"))
     config = model_config or GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.0)
     torch.manual_seed(0)
     model = build_model(config, len(vocab))
     return Trainer(model=model, model_config=config, vocab=vocab, train=EncodedSplit(cache, "train"), valid=valid,
                    valid_search=SearchSettings(beam_size=1), settings=TrainerConfig(**{"label_smoothing": 0.1} | settings),
-                   optim=OptimConfig(lr=1e-2, warmup_steps=1), max_tokens=300, run_dir=tmp_path,
+                   optim=optim or OptimConfig(lr=1e-2, warmup_steps=1), max_tokens=300, run_dir=tmp_path,
                    device=torch.device("cpu"), precision=precision, dist=DistInfo())
+
+
+def test_the_cosine_schedule_ends_at_the_runs_max_steps(tiny_cache, tmp_path):
+    optim = OptimConfig(lr=1e-2, warmup_steps=2, schedule=Schedule.cosine)
+    trainer = _trainer(tiny_cache, tmp_path, optim=optim, max_steps=6)
+    used = []
+    for _ in range(6):
+        used.append(trainer.parts.scheduler.get_last_lr()[0])
+        trainer.step([np.arange(4)])
+    expected = [1e-2 * lr_factor(step, Schedule.cosine, 2, 6) for step in range(1, 7)]
+    assert used == pytest.approx(expected)
+    assert used[-1] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 4 / 5)))
 
 
 def _gradients_at_the_optimizer(trainer, micro_batches):

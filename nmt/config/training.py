@@ -51,7 +51,8 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-9
     weight_decay: float = 0.0
-    # inverse_sqrt: linear warmup then lr * sqrt(warmup / step); constant: warmup then flat.
+    # inverse_sqrt: linear warmup then lr * sqrt(warmup / step); constant: warmup then flat; cosine: warmup,
+    # then down to zero at trainer.max_steps along half a cosine (for a fixed budget of updates).
     schedule: Schedule = Schedule.inverse_sqrt
     warmup_steps: int = 4000
 
@@ -77,3 +78,7 @@ class TrainConfig:
         require(d.max_len < positions, "data.max_len",
                 f"{d.max_len} is not below model.max_positions={positions} (one position is the EOS); "
                 "lower data.max_len or raise model.max_positions")
+        steps = self.trainer.max_steps
+        require(self.optim.schedule is not Schedule.cosine or steps > self.optim.warmup_steps, "optim.schedule",
+                f"cosine decays to zero at trainer.max_steps, which must exceed optim.warmup_steps="
+                f"{self.optim.warmup_steps} (it is {steps}); set trainer.max_steps")

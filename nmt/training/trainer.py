@@ -74,7 +74,7 @@ class Trainer:
         self.device, self.precision, self.dist = device, precision, dist
         self.checkpoints = run_dir / "checkpoints"
         optimizer, scheduler = build_optimizer(model, optim.lr, optim.betas, optim.eps, optim.weight_decay,
-                                               optim.schedule, optim.warmup_steps)
+                                               optim.schedule, optim.warmup_steps, settings.max_steps)
         sampler = TokenBatchSampler(train.src_lengths, train.tgt_lengths, max_tokens, settings.seed,
                                     rank=dist.rank, world_size=dist.world_size)
         self.parts = TrainingParts(model, optimizer, scheduler,
