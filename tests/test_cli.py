@@ -144,7 +144,7 @@ def test_non_utf8_input_is_one_line_naming_the_line(tmp_path, trained_run):
     ("evaluate", "hyp=a", None),
     # A misspelt choice fails when the config is composed, naming the key and the choices.
     ("train", "model.output_layer=deeep", "expected one of [linear, deep] (key: model.output_layer)"),
-    ("train", "optim.schedule=cosine", "expected one of [inverse_sqrt, constant] (key: optim.schedule)"),
+    ("train", "optim.schedule=cosin", "expected one of [inverse_sqrt, constant, cosine] (key: optim.schedule)"),
     ("translate", "decode.length_norm=gnmtt", "expected one of [gnmt, average, power, none] (key: decode.length_norm)"),
     ("translate", "invalid_lines=skip", "expected one of [error, empty] (key: invalid_lines)"),
     ("train", "model.tie_embeddings=true", "model.tie_embeddings: needs model.output_layer=deep"),
