@@ -21,7 +21,7 @@ from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.models.checkpoint import load_checkpoint
 from nmt.training.distributed import DistInfo
-from nmt.training.optim import lr_factor
+from nmt.training.optim import build_optimizer, lr_factor
 from nmt.training.state import TrainingProgress
 from nmt.training.trainer import Trainer
 from nmt.training.validation import ValidationSet
@@ -54,6 +54,8 @@ def test_cosine_schedule_warms_up_then_falls_along_half_a_cosine_to_zero_after_t
     assert all(a > b for a, b in zip(after, after[1:]))
     assert 0 < after[-1] < 1e-5  # the last update still moves the weights
     assert lr_factor(total + 50, Schedule.cosine, warmup, total) == 0.0  # a run resumed past its budget
+    with pytest.raises(ValueError, match="total_steps"):
+        build_optimizer(torch.nn.Linear(2, 2), 1e-3, (0.9, 0.98), 1e-9, 0.0, Schedule.cosine, warmup, 0)
 
 
 @pytest.fixture(scope="module")

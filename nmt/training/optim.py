@@ -26,6 +26,9 @@ def lr_factor(step: int, schedule: Schedule, warmup_steps: int, total_steps: int
 
 def build_optimizer(model: torch.nn.Module, lr: float, betas: tuple[float, float], eps: float,
                     weight_decay: float, schedule: Schedule, warmup_steps: int, total_steps: int = 0):
+    if schedule is Schedule.cosine and total_steps <= warmup_steps:
+        # The config checks this for the CLI; Python callers get the same rule.
+        raise ValueError(f"cosine needs total_steps ({total_steps}) above warmup_steps ({warmup_steps})")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
     # LambdaLR counts from 0 for the first step; our schedule is 1-based.
