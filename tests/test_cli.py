@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 from conftest import ROOT, TINY_DATA, TINY_TRAIN, run_cli
+from omegaconf import OmegaConf
 
+from nmt.choices import LengthNorm
 from nmt.cli import compose_config
 from nmt.models.checkpoint import FORMAT, load_checkpoint
 
@@ -162,6 +164,19 @@ def test_config_errors_are_one_line(tmp_path, stage, override, key):
 @pytest.mark.parametrize("experiment", sorted(path.stem for path in (ROOT / "configs/experiment").glob("*.yaml")))
 def test_every_experiment_composes_and_passes_its_checks(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).name == experiment
+
+
+@pytest.mark.parametrize("stage", ["translate", "serve", "score"])
+@pytest.mark.parametrize("decode", sorted(path.stem for path in (ROOT / "configs/decode").glob("*.yaml")))
+def test_every_decode_group_composes_for_every_decoding_stage(stage, decode):
+    inputs = ["src=a.en", "tgt=a.de"] if stage == "score" else []
+    compose_config(stage, [f"decode={decode}", "checkpoint=x.pt", *inputs])
+
+
+def test_the_multi30k_decoding_is_the_default_with_average_normalization():
+    default = OmegaConf.to_container(compose_config("translate", ["checkpoint=x.pt"]).decode)
+    multi30k = OmegaConf.to_container(compose_config("translate", ["decode=multi30k", "checkpoint=x.pt"]).decode)
+    assert multi30k == default | {"length_norm": LengthNorm.average} and default["length_norm"] is LengthNorm.gnmt
 
 
 @pytest.mark.parametrize("stage,overrides", [
