@@ -63,8 +63,7 @@ ROWS = (
     Row("SIGTERM/SIGINT saves and exits 0",
         ("tests/test_faults.py::test_a_signal_writes_a_checkpoint_and_exits_cleanly",),
         (Sabotage("the signal handler saves nothing", "nmt/training/trainer.py",
-                  "            if self.validated_step != progress.step:\n"
-                  "                last_valid = self._validate_and_save()\n", ""),)),
+                  "                    self.save(is_best=False, resume_point=True)\n", "                    pass\n"),)),
     Row("a non-finite step is skipped, counted and stops the run",
         ("tests/test_training.py",),
         (Sabotage("the NaN guard is removed", "nmt/training/update.py",
@@ -165,6 +164,14 @@ ROWS = (
          "tests/test_serve_libre.py::test_a_line_the_disk_takes_only_in_part_is_cut_back"),
         (Sabotage("a partly written line is left in the file", "nmt/io.py",
                   "            os.ftruncate(fd, size)\n            raise OSError(", "            raise OSError("),)),
+    Row("a run stopped by a signal and rerun ends as an uninterrupted one",
+        ("tests/test_training.py::test_a_run_interrupted_off_the_validation_steps_and_resumed_ends_as_an_uninterrupted_one",),
+        (Sabotage("the signal's checkpoint is validated and counted towards patience", "nmt/training/trainer.py",
+                  "                if interrupted:\n                    self.save(is_best=False, resume_point=True)\n"
+                  "                else:\n                    last_valid = self._validate_and_save()\n",
+                  "                last_valid = self._validate_and_save()\n"),
+         Sabotage("the signal's checkpoint is a step_N.pt that is averaged", "nmt/training/trainer.py",
+                  "path = last if resume_point else self.checkpoints", "path = self.checkpoints"))),
 )
 
 

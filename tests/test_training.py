@@ -197,7 +197,7 @@ def _fitting_trainer(cache, tmp_path, monkeypatch, bleu_scores, **settings):
     monkeypatch.setattr("nmt.training.trainer.validate", lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)})
     monkeypatch.setattr("nmt.training.trainer.attention_picture", lambda *args: None)
     valid = ValidationSet(EncodedSplit(cache, "train"), [], 64, 300)
-    return _trainer(cache, tmp_path, valid=valid, valid_every=1, log_every=1, **settings)
+    return _trainer(cache, tmp_path, valid=valid, **{"valid_every": 1, "log_every": 1} | settings)
 
 
 def test_patience_stops_after_that_many_validations_without_improvement(tiny_cache, tmp_path, monkeypatch):
@@ -237,6 +237,45 @@ def test_a_run_stopped_by_a_signal_is_not_averaged(tiny_cache, tmp_path, monkeyp
     result = trainer.fit()
     assert result["reason"] == "received SIGTERM" and "average" not in result
     assert not (tmp_path / "checkpoints/average.pt").exists()
+
+
+@pytest.mark.parametrize("signal_after", [5, 9])
+def test_a_run_interrupted_off_the_validation_steps_and_resumed_ends_as_an_uninterrupted_one(
+        tiny_cache, tmp_path, monkeypatch, signal_after):
+    # Validation BLEU by step, whenever it is asked. Stopped after step 5, an extra validation there
+    # would count towards patience (its score 0.0) and end the rerun 2 updates early; after step 9, a
+    # step_9.pt would be averaged with step 10.
+    bleu_at = {2: 10.0, 4: 12.0, 6: 11.0, 8: 11.5, 10: 11.0}
+    trainers = []
+    monkeypatch.setattr("nmt.training.trainer.validate",
+                        lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": bleu_at.get(trainers[-1].progress.step, 0.0)})
+    monkeypatch.setattr("nmt.training.trainer.attention_picture", lambda *args: None)
+    valid = ValidationSet(EncodedSplit(tiny_cache, "train"), [], 64, 300)
+
+    def run(directory, signal_after=None, resume=False):
+        trainers.append(_trainer(tiny_cache, directory, valid=valid, valid_every=2, log_every=1, patience=3,
+                                 max_steps=100, average_last=2))
+        trainer = trainers[-1]
+        if resume:
+            trainer.resume(load_checkpoint(directory / "checkpoints/last.pt"))
+        update = trainer.step
+
+        def update_then_signal(micro_batches):
+            result = update(micro_batches)
+            if trainer.progress.step == signal_after:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return result
+
+        trainer.step = update_then_signal
+        return trainer.fit()
+
+    through = run(tmp_path / "through")
+    assert run(tmp_path / "stopped", signal_after=signal_after)["reason"] == "received SIGTERM"
+    resumed = run(tmp_path / "stopped", resume=True)
+    assert through["step"] == resumed["step"] == 10 and "no validation improvement" in resumed["reason"]
+    assert through["average"]["steps"] == resumed["average"]["steps"] == [8, 10]
+    for directory in ("through", "stopped"):
+        assert load_checkpoint(tmp_path / directory / "checkpoints/best.pt")["progress"]["step"] == 4
 
 
 def test_a_run_that_reaches_its_end_is_averaged(tiny_cache, tmp_path, monkeypatch):

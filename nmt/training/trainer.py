@@ -102,23 +102,27 @@ class Trainer:
 
     def resume(self, payload: dict) -> None:
         self.progress = restore_training(payload, self.parts, self.dist.rank, self.device)
-        # A checkpoint is only written after its validation: a finished run resumed is not validated again.
+        # The checkpoint resumed from is never written or validated again: a finished run's was
+        # validated, and a resume point (a signal's) stays last.pt until the next validation.
         self.validated_step = self.progress.step
         if payload["batching"] != self.batching():
             log.warning("batching changed since the checkpoint (%s, now %s): the current epoch starts over",
                         payload["batching"], self.batching())
             self.parts.sampler.load_state_dict({"epoch": payload["sampler"]["epoch"], "position": 0})
 
-    def save(self, is_best: bool) -> None:
-        """step_N.pt is written once; last.pt and best.pt are links to it. Called on every rank."""
+    def save(self, is_best: bool, resume_point: bool = False) -> None:
+        """step_N.pt is written once; last.pt and best.pt are links to it. A resume point is last.pt
+        alone: no step_N.pt, so it is never best, averaged or rotated. Called on every rank."""
         rng_states = gather_objects(rng_state(self.device), self.dist)
         if not self.dist.is_main:
             return
-        path = self.checkpoints / f"step_{self.progress.step}.pt"
+        last = self.checkpoints / "last.pt"
+        path = last if resume_point else self.checkpoints / f"step_{self.progress.step}.pt"
         payload = model_payload(self.model, self.model_config, self.vocab.proto)
         try:
             save_checkpoint(path, payload | training_payload(self.parts, self.progress, self.batching(), rng_states))
-            link_checkpoint(path, self.checkpoints / "last.pt")
+            if not resume_point:
+                link_checkpoint(path, last)
             if is_best:
                 link_checkpoint(path, self.checkpoints / "best.pt")
         except OSError as error:
@@ -151,11 +155,16 @@ class Trainer:
                     break
             else:
                 reason = reason or f"reached {s.max_epochs} epochs"
-            # Every stop (steps, budget, epochs, a signal) ends with a checkpoint of where it stopped.
-            if self.validated_step != progress.step:
-                last_valid = self._validate_and_save()
-            # A signal interrupts a run that its rerun resumes and ends; only an ended run is averaged.
+            # A signal interrupts a run that its rerun resumes and ends. Its checkpoint is a resume
+            # point, neither validated nor counted towards best or patience, so the rerun ends where an
+            # uninterrupted run would, and a scheduler's grace period before SIGKILL is not spent on
+            # validation. Every other stop (steps, budget, epochs) ends the run with a validated one.
             interrupted = broadcast_flag(signals.received is not None, self.dist, self.device)
+            if self.validated_step != progress.step:
+                if interrupted:
+                    self.save(is_best=False, resume_point=True)
+                else:
+                    last_valid = self._validate_and_save()
         average = self._average() if s.average_last and not interrupted else {}
         if self.writer:
             self.writer.flush()
