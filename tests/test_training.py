@@ -223,17 +223,22 @@ def test_target_tokens_count_the_updates_taken_and_not_the_skipped(tiny_cache, t
     assert trainer.progress.target_tokens == taken.tokens > 0
 
 
-def test_a_run_stopped_by_a_signal_is_not_averaged(tiny_cache, tmp_path, monkeypatch):
-    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [1.0] * 100, max_steps=100, average_last=2)
+def _sigterm_after(trainer, step) -> None:
+    """Make the trainer receive SIGTERM right after update `step` (None: never)."""
     update = trainer.step
 
     def update_then_signal(micro_batches):
         result = update(micro_batches)
-        if trainer.progress.step == 3:
+        if trainer.progress.step == step:
             os.kill(os.getpid(), signal.SIGTERM)  # remembered by the loop, which stops after this step
         return result
 
     trainer.step = update_then_signal
+
+
+def test_a_run_stopped_by_a_signal_is_not_averaged(tiny_cache, tmp_path, monkeypatch):
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [1.0] * 100, max_steps=100, average_last=2)
+    _sigterm_after(trainer, 3)
     result = trainer.fit()
     assert result["reason"] == "received SIGTERM" and "average" not in result
     assert not (tmp_path / "checkpoints/average.pt").exists()
@@ -258,15 +263,7 @@ def test_a_run_interrupted_off_the_validation_steps_and_resumed_ends_as_an_unint
         trainer = trainers[-1]
         if resume:
             trainer.resume(load_checkpoint(directory / "checkpoints/last.pt"))
-        update = trainer.step
-
-        def update_then_signal(micro_batches):
-            result = update(micro_batches)
-            if trainer.progress.step == signal_after:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return result
-
-        trainer.step = update_then_signal
+        _sigterm_after(trainer, signal_after)
         return trainer.fit()
 
     through = run(tmp_path / "through")
