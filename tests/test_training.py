@@ -192,12 +192,17 @@ def test_a_compiled_step_equals_an_eager_step(tiny_cache, tmp_path, model):
     assert compiled.grad_norm == pytest.approx(eager.grad_norm, rel=1e-4)
 
 
+def _scripted_validation(cache, monkeypatch, bleu) -> ValidationSet:
+    """A validation set whose validation BLEU is bleu() when asked, instead of a decode."""
+    monkeypatch.setattr("nmt.training.trainer.validate", lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": bleu()})
+    monkeypatch.setattr("nmt.training.trainer.attention_picture", lambda *args: None)
+    return ValidationSet(EncodedSplit(cache, "train"), [], 64, 300)
+
+
 def _fitting_trainer(cache, tmp_path, monkeypatch, bleu_scores, **settings):
     scores = iter(bleu_scores)
-    monkeypatch.setattr("nmt.training.trainer.validate", lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores)})
-    monkeypatch.setattr("nmt.training.trainer.attention_picture", lambda *args: None)
-    valid = ValidationSet(EncodedSplit(cache, "train"), [], 64, 300)
-    return _trainer(cache, tmp_path, valid=valid, **{"valid_every": 1, "log_every": 1} | settings)
+    valid = _scripted_validation(cache, monkeypatch, lambda: next(scores))
+    return _trainer(cache, tmp_path, valid=valid, valid_every=1, log_every=1, **settings)
 
 
 def test_patience_stops_after_that_many_validations_without_improvement(tiny_cache, tmp_path, monkeypatch):
@@ -252,10 +257,7 @@ def test_a_run_interrupted_off_the_validation_steps_and_resumed_ends_as_an_unint
     # step_9.pt would be averaged with step 10.
     bleu_at = {2: 10.0, 4: 12.0, 6: 11.0, 8: 11.5, 10: 11.0}
     trainers = []
-    monkeypatch.setattr("nmt.training.trainer.validate",
-                        lambda *args: {"loss": 1.0, "ppl": 2.7, "bleu": bleu_at.get(trainers[-1].progress.step, 0.0)})
-    monkeypatch.setattr("nmt.training.trainer.attention_picture", lambda *args: None)
-    valid = ValidationSet(EncodedSplit(tiny_cache, "train"), [], 64, 300)
+    valid = _scripted_validation(tiny_cache, monkeypatch, lambda: bleu_at.get(trainers[-1].progress.step, 0.0))
 
     def run(directory, signal_after=None, resume=False):
         trainers.append(_trainer(tiny_cache, directory, valid=valid, valid_every=2, log_every=1, patience=3,
