@@ -3,7 +3,11 @@ forward, backward and optimizer step on real Multi30k batches, per model, precis
 compiled, on the current device; and the untimed warm-up's seconds, which include compiling.
 
     python scripts/bench_train.py [--model NAME ...] [--precision fp32 bf16 fp16] [--compile off|on|both]
-        [--seconds S | --steps N] [--data multi30k] [--data-path DIR] [--profile] [OVERRIDE ...]
+        [--loss blockwise autograd] [--seconds S | --steps N] [--data multi30k] [--data-path DIR]
+        [--profile] [OVERRIDE ...]
+
+--loss autograd times the update with PyTorch's F.cross_entropy in place of the trainer's blockwise
+loss (nmt/training/loss.py), the same objective, to measure what the blockwise one saves.
 
 On a GPU the default measures fp32, bf16 and fp16, each eager and compiled; on a CPU, fp32 eager
 (MFU is not applicable: there is no peak to compare with). Batches are drawn across epochs for as
@@ -17,11 +21,13 @@ import sys
 import tempfile
 import time
 from itertools import product
+from unittest import mock
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from nmt.choices import Precision
@@ -30,7 +36,8 @@ from nmt.config import TrainConfig
 from nmt.data import prepare_from_config
 from nmt.data.batching import TokenBatchSampler
 from nmt.data.cache import EncodedSplit
-from nmt.data.vocab import Vocab
+from nmt.data.batching import Batch
+from nmt.data.vocab import PAD_ID, Vocab
 from nmt.device import resolve_device, resolve_precision
 from nmt.models import build_model
 from nmt.models.flops import TRAIN_FACTOR, forward_flops, peak_flops
@@ -107,7 +114,16 @@ def timed_steps(trainer: Trainer, config: TrainConfig, vocab_size: int, batches:
     return {"tokens": tokens, "steps": done, "seconds": time.perf_counter() - start, "flops": flops}
 
 
-def measure(model_name: str, precision: str, compiled: bool, args: argparse.Namespace) -> dict | None:
+def autograd_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The baseline for --loss autograd: the objective through PyTorch's log_softmax, nll and smoothing."""
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1), ignore_index=PAD_ID,
+                           label_smoothing=label_smoothing, reduction="sum")
+
+
+def measure(model_name: str, precision: str, compiled: bool, loss: str, args: argparse.Namespace) -> dict | None:
+    if loss == "autograd":
+        with mock.patch("nmt.training.update.token_cross_entropy", autograd_cross_entropy):
+            return measure(model_name, precision, compiled, "blockwise", args) | {"loss": loss}
     config = load_config(model_name, args.data, args.data_path, precision, compiled, args.overrides)
     device = resolve_device(config.trainer.device)
     if resolve_precision(Precision(precision), device) is not Precision(precision):
@@ -137,7 +153,7 @@ def measure(model_name: str, precision: str, compiled: bool, args: argparse.Name
         epoch = trainer.parts.sampler.state.epoch  # 0-based, of the last batch drawn
     peak = peak_flops(device_name(device), precision) if device.type == "cuda" else None
     achieved = timed["flops"] / timed["seconds"]
-    return {"model": model_name, "precision": precision, "compiled": compiled,
+    return {"model": model_name, "precision": precision, "compiled": compiled, "loss": loss,
             "parameters": sum(p.numel() for p in model.parameters()),
             "tokens_per_second": timed["tokens"] / timed["seconds"], "steps": timed["steps"],
             "warmup_seconds": warmup_seconds,
@@ -149,12 +165,12 @@ def measure(model_name: str, precision: str, compiled: bool, args: argparse.Name
 def print_table(device: torch.device, results: list[dict]) -> None:
     memory = "peak CUDA memory allocated" if device.type == "cuda" else "peak process RSS"
     print(f"device: {device_name(device)}; memory: {memory}; MFU against the listed dense peak")
-    print(f"{'model':<18} {'params':>8} {'prec':>5} {'compiled':>8} {'tok/step':>9} {'steps':>6} {'epoch':>6} "
+    print(f"{'model':<18} {'params':>8} {'prec':>5} {'compiled':>8} {'loss':>9} {'tok/step':>9} {'steps':>6} {'epoch':>6} "
           f"{'tok/s':>9} {'warmup s':>8} {'MiB':>7} {'TFLOP/s':>8} {'MFU':>6}  peak")
     for r in results:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         print(f"{r['model']:<18} {r['parameters'] / 1e6:>7.1f}M {r['precision']:>5} {str(r['compiled']):>8} "
-              f"{r['tokens_per_step']:>9.0f} {r['steps']:>6} {r['epoch']:>6} {r['tokens_per_second']:>9.0f} "
+              f"{r['loss']:>9} {r['tokens_per_step']:>9.0f} {r['steps']:>6} {r['epoch']:>6} {r['tokens_per_second']:>9.0f} "
               f"{r['warmup_seconds']:>8.1f} "
               f"{r['peak_memory_mib']:>7.0f} {r['achieved_tflops']:>8.3f} {mfu:>6}  {r['peak'] or 'n/a (no GPU)'}")
 
@@ -165,6 +181,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precision", nargs="*", choices=["fp32", "bf16", "fp16"],
                         help="default: all three on a GPU, fp32 on a CPU")
     parser.add_argument("--compile", choices=["off", "on", "both"], help="default: both on a GPU, off on a CPU")
+    parser.add_argument("--loss", nargs="*", choices=["blockwise", "autograd"], default=["blockwise"],
+                        help="the trainer's blockwise loss, or PyTorch's F.cross_entropy to compare with")
     parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per configuration")
     parser.add_argument("--steps", type=int, default=0, help="timed steps per configuration instead of --seconds")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (4x as many when compiled)")
@@ -182,8 +200,8 @@ def main() -> None:
     precisions = args.precision or (["fp32", "bf16", "fp16"] if gpu else ["fp32"])
     compile_choice = args.compile or ("both" if gpu else "off")
     compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_choice]
-    results = [r for name, precision, compiled in product(args.model, precisions, compiles)
-               if (r := measure(name, precision, compiled, args)) is not None]
+    results = [r for name, precision, compiled, loss in product(args.model, precisions, compiles, args.loss)
+               if (r := measure(name, precision, compiled, loss, args)) is not None]
     print_table(device, results)
     rounded = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in results]
     print(json.dumps({"device": device_name(device), "results": rounded}))

@@ -17,15 +17,17 @@ def _run(command: list[str], cwd) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_bench_train_draws_batches_across_epochs(tmp_path):
+def test_bench_train_draws_batches_across_epochs_with_either_loss(tmp_path):
     # 300 short pairs at 400 tokens a batch make about 16 batches an epoch; 30 steps need a second one.
     result = _run([sys.executable, str(ROOT / "scripts/bench_train.py"), "--model", "gru_bahdanau", "--steps", "30",
-                   "--warmup", "1", "--data", "builtin", *TINY_BUILTIN, "model.embed_dim=16", "model.hidden_dim=16"],
-                  cwd=tmp_path)
+                   "--warmup", "1", "--loss", "blockwise", "autograd", "--data", "builtin", *TINY_BUILTIN,
+                   "model.embed_dim=16", "model.hidden_dim=16"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    [figures] = json.loads(result.stdout.strip().splitlines()[-1])["results"]
-    assert figures["steps"] == 30 and figures["epoch"] >= 1
-    assert figures["tokens_per_second"] > 0 and figures["mfu"] is None  # no peak to compare with on a CPU
+    results = json.loads(result.stdout.strip().splitlines()[-1])["results"]
+    assert [figures["loss"] for figures in results] == ["blockwise", "autograd"]
+    for figures in results:
+        assert figures["steps"] == 30 and figures["epoch"] >= 1
+        assert figures["tokens_per_second"] > 0 and figures["mfu"] is None  # no peak to compare with on a CPU
 
 
 def test_gpu_check_cpu_dry_run_reports_every_figure(tmp_path):

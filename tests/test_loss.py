@@ -1,0 +1,78 @@
+"""The blockwise label-smoothed cross-entropy against PyTorch's own, value and gradient."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nmt.training import loss as loss_module
+from nmt.training.loss import smoothed_cross_entropy
+
+PAD = 0
+
+
+def _case(rows: int, vocab: int, dtype: torch.dtype = torch.float32, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(rows, vocab, generator=generator) * 3).to(dtype)
+    targets = torch.randint(0, vocab, (rows,), generator=generator)
+    targets[::4] = PAD  # padding rows, and some targets that happen to be 0 anyway
+    return logits, targets
+
+
+def _reference(logits, targets, smoothing, scale):
+    leaf = logits.clone().requires_grad_()
+    loss = F.cross_entropy(leaf.float(), targets, ignore_index=PAD, label_smoothing=smoothing, reduction="sum")
+    (loss * scale).backward()
+    return loss.detach(), leaf.grad
+
+
+def _ours(logits, targets, smoothing, scale):
+    leaf = logits.clone().requires_grad_()
+    loss = smoothed_cross_entropy(leaf * 1, targets, smoothing, ignore_index=PAD)  # a non-leaf, as a layer's output
+    (loss * scale).backward()
+    return loss.detach(), leaf.grad
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("block_elements", [1 << 22, 7 * 50])  # one block; blocks of 7 rows, the last partial
+def test_value_and_gradient_equal_pytorchs_cross_entropy(smoothing, block_elements, monkeypatch):
+    monkeypatch.setattr(loss_module, "BLOCK_ELEMENTS", block_elements)
+    logits, targets = _case(rows=45, vocab=50)
+    expected_loss, expected_grad = _reference(logits, targets, smoothing, scale=0.37)
+    loss, grad = _ours(logits, targets, smoothing, scale=0.37)
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-7)
+    assert grad[targets == PAD].abs().max() == 0  # padding rows get no gradient
+
+
+def test_half_precision_logits_get_the_gradient_computed_in_float32():
+    logits, targets = _case(rows=30, vocab=40, dtype=torch.bfloat16)
+    expected_loss, expected_grad = _reference(logits, targets, 0.1, scale=1.0)
+    loss, grad = _ours(logits, targets, 0.1, scale=1.0)
+    assert grad.dtype == torch.bfloat16
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_without_gradients_the_loss_is_the_same_and_the_logits_are_left_alone():
+    logits, targets = _case(rows=20, vocab=30)
+    kept = logits.clone()
+    with torch.no_grad():
+        loss = smoothed_cross_entropy(logits, targets, 0.1, ignore_index=PAD)
+    expected = F.cross_entropy(logits, targets, ignore_index=PAD, label_smoothing=0.1, reduction="sum")
+    torch.testing.assert_close(loss, expected)
+    assert torch.equal(logits, kept)
+
+
+def test_a_second_backward_through_the_overwritten_logits_fails_loudly():
+    logits, targets = _case(rows=10, vocab=12)
+    leaf = logits.clone().requires_grad_()
+    loss = smoothed_cross_entropy(leaf * 1, targets, 0.1, ignore_index=PAD)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="inplace"):
+        loss.backward()
+
+
+def test_all_padding_gives_zero_loss_and_zero_gradient():
+    logits, _ = _case(rows=6, vocab=9)
+    loss, grad = _ours(logits, torch.full((6,), PAD), 0.1, scale=1.0)
+    assert loss.item() == 0.0 and grad.abs().max() == 0
