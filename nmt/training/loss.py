@@ -28,7 +28,8 @@ def token_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: flo
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0,
                            ignore_index: int = PAD_ID) -> torch.Tensor:
     """The summed loss of F.cross_entropy(logits, targets, ignore_index=..., label_smoothing=...,
-    reduction="sum") and its gradient: logits (rows, vocab), targets (rows,)."""
+    reduction="sum") and its gradient: logits (rows, vocab), targets (rows,). Backward overwrites
+    `logits` with their gradient, so pass a layer's output that nothing reads afterwards."""
     return _SmoothedCrossEntropy.apply(logits, targets, label_smoothing, ignore_index)
 
 
