@@ -7,7 +7,8 @@ compiled, on the current device; and the untimed warm-up's seconds, which includ
         [--profile] [OVERRIDE ...]
 
 --loss autograd times the update with PyTorch's F.cross_entropy in place of the trainer's blockwise
-loss (nmt/training/loss.py), the same objective, to measure what the blockwise one saves.
+loss (nmt/training/loss.py), the same objective, to measure what the blockwise one saves. Memory is
+the process's peak, so compare the two in separate runs.
 
 On a GPU the default measures fp32, bf16 and fp16, each eager and compiled; on a CPU, fp32 eager
 (MFU is not applicable: there is no peak to compare with). Batches are drawn across epochs for as
@@ -123,7 +124,8 @@ def autograd_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: 
 def measure(model_name: str, precision: str, compiled: bool, loss: str, args: argparse.Namespace) -> dict | None:
     if loss == "autograd":
         with mock.patch("nmt.training.update.token_cross_entropy", autograd_cross_entropy):
-            return measure(model_name, precision, compiled, "blockwise", args) | {"loss": loss}
+            result = measure(model_name, precision, compiled, "blockwise", args)
+        return None if result is None else result | {"loss": loss}
     config = load_config(model_name, args.data, args.data_path, precision, compiled, args.overrides)
     device = resolve_device(config.trainer.device)
     if resolve_precision(Precision(precision), device) is not Precision(precision):

@@ -44,7 +44,9 @@ def test_value_and_gradient_equal_pytorchs_cross_entropy(smoothing, block_elemen
     assert grad[targets == PAD].abs().max() == 0  # padding rows get no gradient
 
 
-def test_half_precision_logits_get_the_gradient_computed_in_float32():
+@pytest.mark.parametrize("block_elements", [1 << 22, 4 * 40])  # one block; blocks of 4 rows
+def test_half_precision_logits_get_the_gradient_computed_in_float32(block_elements, monkeypatch):
+    monkeypatch.setattr(loss_module, "BLOCK_ELEMENTS", block_elements)
     logits, targets = _case(rows=30, vocab=40, dtype=torch.bfloat16)
     expected_loss, expected_grad = _reference(logits, targets, 0.1, scale=1.0)
     loss, grad = _ours(logits, targets, 0.1, scale=1.0)
@@ -76,3 +78,21 @@ def test_all_padding_gives_zero_loss_and_zero_gradient():
     logits, _ = _case(rows=6, vocab=9)
     loss, grad = _ours(logits, torch.full((6,), PAD), 0.1, scale=1.0)
     assert loss.item() == 0.0 and grad.abs().max() == 0
+
+
+def test_the_gradient_is_written_over_the_logits_and_no_other_vocabulary_sized_tensor():
+    logits, targets = _case(rows=20, vocab=30)
+    output = logits.clone().requires_grad_() * 1  # a layer's output
+    seen = {}
+    output.register_hook(lambda grad: seen.update(storage=grad.untyped_storage().data_ptr()))
+    smoothed_cross_entropy(output, targets, 0.1, ignore_index=PAD).backward()
+    assert seen["storage"] == output.untyped_storage().data_ptr()
+
+
+def test_a_leaf_passed_directly_keeps_its_values_and_gets_the_gradient():
+    logits, targets = _case(rows=20, vocab=30)
+    expected_loss, expected_grad = _reference(logits, targets, 0.1, scale=1.0)
+    leaf = logits.clone().requires_grad_()
+    smoothed_cross_entropy(leaf, targets, 0.1, ignore_index=PAD).backward()
+    assert torch.equal(leaf.detach(), logits)
+    torch.testing.assert_close(leaf.grad, expected_grad)

@@ -99,15 +99,16 @@ def _gradients_at_the_optimizer(trainer, micro_batches):
     return seen
 
 
-def test_accumulated_micro_batches_give_the_gradient_of_the_mean_token_loss(tiny_cache, tmp_path):
-    trainer = _trainer(tiny_cache, tmp_path, clip_norm=0.0, label_smoothing=0.0)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_accumulated_micro_batches_give_the_gradient_of_the_mean_token_loss(tiny_cache, tmp_path, smoothing):
+    trainer = _trainer(tiny_cache, tmp_path, clip_norm=0.0, label_smoothing=smoothing)
     micro = [np.arange(0, 5), np.arange(5, 9), np.arange(9, 16)]
     # The reference: one forward over all pairs, the summed loss over all target tokens.
     reference = _trainer(tiny_cache, tmp_path / "ref")
     whole = collate([reference.train_data.pair(i) for i in range(16)])
     logits, _ = reference.model(whole.src, whole.tgt_in)
     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), whole.tgt_out.view(-1), ignore_index=PAD_ID,
-                           reduction="sum") / whole.target_tokens
+                           label_smoothing=smoothing, reduction="sum") / whole.target_tokens
     loss.backward()
     for name, grad in _gradients_at_the_optimizer(trainer, micro).items():
         torch.testing.assert_close(grad, dict(reference.model.named_parameters())[name].grad, atol=1e-7, rtol=1e-5,

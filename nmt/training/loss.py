@@ -7,17 +7,26 @@ autograd's log_softmax, nll and smoothing terms. Autograd's path allocates four 
 for 4k tokens and an 8k vocabulary). On a CPU, glibc hands blocks that large straight back to the
 kernel, so every update page-faults them in again; that, not arithmetic, was a fifth of a
 Transformer update's time. Here the gradient overwrites the logits, and the rest stays in blocks
-small enough to be reused.
+small enough to be reused. (Measured on CPUs only; on a GPU the caching allocator has no such cost,
+and larger blocks keep the kernel launches few.)
 """
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from nmt.data.batching import Batch
 from nmt.data.vocab import PAD_ID
 
-# Rows per block: about 4M logits (16 MB in float32) whatever the vocabulary, below glibc's
-# largest mmap threshold (32 MB), so a block's temporaries come from the heap.
+# Rows per block: on a CPU about 4M logits (16 MB in float32) whatever the vocabulary, below glibc's
+# largest mmap threshold (32 MB), so once the threshold has risen a block's temporaries come from
+# the heap; on a GPU 64M, which bounds the float32 temporaries of half-precision logits.
 BLOCK_ELEMENTS = 1 << 22
+CUDA_BLOCK_ELEMENTS = 1 << 26
+
+
+def _block_rows(logits: torch.Tensor) -> int:
+    elements = CUDA_BLOCK_ELEMENTS if logits.is_cuda else BLOCK_ELEMENTS
+    return max(1, elements // logits.size(1))
 
 
 def token_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -30,6 +39,8 @@ def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_sm
     """The summed loss of F.cross_entropy(logits, targets, ignore_index=..., label_smoothing=...,
     reduction="sum") and its gradient: logits (rows, vocab), targets (rows,). Backward overwrites
     `logits` with their gradient, so pass a layer's output that nothing reads afterwards."""
+    if logits.requires_grad and logits.grad_fn is None:
+        logits = logits.clone()  # a leaf's own values must survive its backward
     return _SmoothedCrossEntropy.apply(logits, targets, label_smoothing, ignore_index)
 
 
@@ -44,7 +55,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float,
                 ignore_index: int) -> torch.Tensor:
         rows, vocab = logits.shape
-        block = max(1, BLOCK_ELEMENTS // vocab)
+        block = _block_rows(logits)
         kept = targets != ignore_index
         safe_targets = targets.masked_fill(~kept, 0)  # any valid index: those rows are masked out
         lse = torch.empty(rows, dtype=torch.float32, device=logits.device)
@@ -54,16 +65,17 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
             lse[start:start + block] = torch.logsumexp(z, dim=1)
             loss = (lse[start:start + block].unsqueeze(1) - (1.0 - label_smoothing) * z.gather(1, y)
                     - (label_smoothing / vocab) * z.sum(1, keepdim=True))
-            total += loss.squeeze(1)[kept[start:start + block]].sum()
+            total += loss.squeeze(1).masked_fill(~kept[start:start + block], 0.0).sum()
         ctx.save_for_backward(logits, safe_targets, kept, lse)
         ctx.label_smoothing = label_smoothing
         return total
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
         logits, targets, kept, lse = ctx.saved_tensors
         rows, vocab = logits.shape
-        block = max(1, BLOCK_ELEMENTS // vocab)
+        block = _block_rows(logits)
         smoothing = ctx.label_smoothing
         for start in range(0, rows, block):
             out = logits[start:start + block]
