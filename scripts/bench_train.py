@@ -22,9 +22,9 @@ import sys
 import tempfile
 import time
 from itertools import product
-from unittest import mock
 from pathlib import Path
 from typing import Iterator
+from unittest import mock
 
 import numpy as np
 import torch
@@ -35,9 +35,8 @@ from nmt.choices import Precision
 from nmt.cli import compose_config
 from nmt.config import TrainConfig
 from nmt.data import prepare_from_config
-from nmt.data.batching import TokenBatchSampler
+from nmt.data.batching import Batch, TokenBatchSampler
 from nmt.data.cache import EncodedSplit
-from nmt.data.batching import Batch
 from nmt.data.vocab import PAD_ID, Vocab
 from nmt.device import resolve_device, resolve_precision
 from nmt.models import build_model

@@ -52,7 +52,9 @@ def test_beam_search_from_an_export_gives_our_tokens_or_ours_scores_better(train
     ours = translator.translate_hypotheses(SENTENCES, settings)
     theirs = CT2Translator.from_directory(exported, "cpu").translate_hypotheses(SENTENCES, settings)
     differ = [(line, a[0], b[0]) for line, a, b in zip(SENTENCES, ours, theirs) if a[0].tokens != b[0].tokens]
-    assert len(differ) <= 0.05 * len(SENTENCES)
+    # How often that early stop bites depends on the tiny model trained: 1 to 6 of these 100 sentences
+    # for the two models and two settings here. A broken export would differ on most.
+    assert len(differ) <= 0.10 * len(SENTENCES)
     for line, our, their in differ:
         assert our.score >= rescored(translator, line, their.tokens, settings) - 1e-4
 
