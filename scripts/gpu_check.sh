@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU path in one run, sized for at most ~6 minutes on one H100: the `gpu` tests;
-# bench_train.py for transformer_base (bf16, eager and compiled) and transformer_big (bf16);
+# bench_train.py for transformer_base (bf16, eager and compiled) and transformer_big (bf16, with the
+# blockwise loss and with PyTorch's F.cross_entropy, to see whether the blockwise loss pays on a GPU);
 # transformer_small trained on Multi30k for 3 minutes; test_2016_flickr translated with beam 5
 # through bench_translate.py and scored. Prints every figure with the device name; the last line
 # is one JSON object of them all.
@@ -31,14 +32,14 @@ if [ $dry = 1 ]; then
         "data.cache_dir=$work/cache")
   tiny=(model.d_model=32 model.heads=4 model.ffn_dim=64 model.encoder_layers=1 model.decoder_layers=1)
   bench=(--data builtin --precision fp32 --compile off --steps 1 --warmup 1 "${data[@]:1}" "${tiny[@]}")
-  bench_base=("${bench[@]}") bench_big=("${bench[@]}")
+  bench_base=("${bench[@]}") bench_big=("${bench[@]}" --loss blockwise autograd)
   train=("${data[@]}" model=transformer_small "${tiny[@]}" trainer.max_steps=4 trainer.valid_every=4)
   translate=(--device cpu --single 2 --pytorch-only)
 else
   data=(data=multi30k "data.path=$data_path")
   bench=(--data multi30k --data-path "$data_path" --seconds 8)
   bench_base=("${bench[@]}" --precision bf16 --compile both)
-  bench_big=("${bench[@]}" --precision bf16 --compile off)
+  bench_big=("${bench[@]}" --precision bf16 --compile off --loss blockwise autograd)
   train=(experiment=multi30k_transformer "data.path=$data_path" trainer.max_minutes=3 trainer.valid_every=1000)
   translate=(--single 50 --pytorch-only)
 fi
@@ -83,7 +84,8 @@ print(f"device: {figures['device']}")
 print(f"gpu tests: {tests['tests']} run, {tests['failures'] + tests['errors']} failed, {tests['skipped']} skipped")
 for r in figures["bench_train"]:
     mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-    print(f"bench_train {r['model']} {r['precision']} compiled={r['compiled']}: {r['tokens_per_second']:.0f} tok/s, "
+    print(f"bench_train {r['model']} {r['precision']} compiled={r['compiled']} loss={r['loss']}: "
+          f"{r['tokens_per_second']:.0f} tok/s, "
           f"{r['peak_memory_mib']:.0f} MiB, MFU {mfu} ({r['peak'] or 'no peak known'})")
 print(f"train transformer_small: {train['step']} steps ({train['reason']})")
 print(f"test_2016_flickr beam 5: BLEU {figures['test_bleu']}, chrF {figures['test_chrf']}")

@@ -37,6 +37,7 @@ def test_gpu_check_cpu_dry_run_reports_every_figure(tmp_path):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["device"] == ("cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name())
     assert figures["gpu_tests"]["tests"] > 0 and figures["gpu_tests"]["failures"] == 0
-    assert [r["model"] for r in figures["bench_train"]] == ["transformer_base", "transformer_big"]
+    assert [(r["model"], r["loss"]) for r in figures["bench_train"]] == [
+        ("transformer_base", "blockwise"), ("transformer_big", "blockwise"), ("transformer_big", "autograd")]
     assert figures["train"]["steps"] == 4 and figures["translate"]["sentences"] == 10
     assert 0 <= figures["test_bleu"] <= 100

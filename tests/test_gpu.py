@@ -1,5 +1,6 @@
 """The GPU path: mixed precision agrees with fp32, fp16's scaler skips an overflow, a compiled
-model trains and decodes, CUDA decodes as the CPU does, and a GPU checkpoint translates on a CPU.
+model trains and decodes, CUDA decodes as the CPU does, a GPU checkpoint translates on a CPU, and
+the blockwise loss equals PyTorch's cross-entropy on CUDA.
 
 Marked `gpu` and skipped (listed in pytest's -ra summary) where no CUDA device is present;
 `scripts/gpu_check.sh` runs them on a GPU.
@@ -114,3 +115,22 @@ def test_a_checkpoint_trained_on_gpu_translates_on_cpu_as_on_gpu(gpu_run):
     on_gpu = Translator.from_checkpoint(gpu_run / "run/checkpoints/last.pt", "cuda")
     expected = on_gpu.translate(lines, SearchSettings(beam_size=1))
     assert (gpu_run / "cpu.de").read_text(encoding="utf-8").splitlines() == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_blockwise_loss_on_cuda_equals_pytorchs_cross_entropy(dtype, monkeypatch):
+    from nmt.training import loss as loss_module
+
+    monkeypatch.setattr(loss_module, "CUDA_BLOCK_ELEMENTS", 8 * 500)  # blocks of 8 rows, the last partial
+    generator = torch.Generator(device=CUDA).manual_seed(0)
+    logits = (torch.randn(61, 500, generator=generator, device=CUDA) * 3).to(dtype)
+    targets = torch.randint(0, 500, (61,), generator=generator, device=CUDA)
+    targets[::4] = 0
+    reference, ours = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    expected = torch.nn.functional.cross_entropy(reference.float(), targets, ignore_index=0, label_smoothing=0.1,
+                                                 reduction="sum")
+    expected.backward()
+    got = loss_module.smoothed_cross_entropy(ours * 1, targets, 0.1, ignore_index=0)
+    got.backward()
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-3)
+    torch.testing.assert_close(ours.grad, reference.grad)
