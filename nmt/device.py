@@ -1,4 +1,5 @@
-"""Device and numeric precision: bf16 autocast where the GPU has it, fp16 with a scaler otherwise, fp32 on CPU."""
+"""Device and numeric precision: bf16 autocast where the GPU has it, fp16 with a scaler otherwise;
+fp32 on a CPU unless bf16 is asked for."""
 
 import contextlib
 
@@ -19,9 +20,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> Precision:
-    """auto picks bf16 on GPUs that support it, fp16 on older GPUs; a CPU always computes in fp32."""
+    """auto picks bf16 on GPUs that support it, fp16 on older GPUs, fp32 on a CPU; a CPU takes bf16
+    when asked for it."""
     if device.type != "cuda":
-        return Precision.fp32
+        return Precision.bf16 if precision is Precision.bf16 else Precision.fp32
     if precision is Precision.auto:
         return Precision.bf16 if torch.cuda.is_bf16_supported() else Precision.fp16
     return precision

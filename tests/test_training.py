@@ -17,6 +17,7 @@ from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
 from nmt.data.cleaning import CleaningRules
 from nmt.data.sources import CorpusSpec, open_corpus
 from nmt.data.vocab import PAD_ID, Vocab
+from nmt.device import resolve_precision
 from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.models.checkpoint import load_checkpoint
@@ -290,3 +291,21 @@ def test_a_checkpoint_from_before_token_counting_resumes_counting_from_zero():
     older = {"progress": {"step": 7, "best_score": 1.0, "bad_validations": 0, "skipped_steps": 0,
                           "skipped_in_a_row": 0, "trained_seconds": 3.0}}
     assert TrainingProgress.from_payload(older) == TrainingProgress(step=7, best_score=1.0, trained_seconds=3.0)
+
+
+def test_a_cpu_computes_in_bf16_only_when_asked():
+    cpu = torch.device("cpu")
+    assert resolve_precision(Precision.bf16, cpu) is Precision.bf16
+    assert resolve_precision(Precision.auto, cpu) is Precision.fp32
+    assert resolve_precision(Precision.fp16, cpu) is Precision.fp32  # fp16 matmuls are GPU work
+
+
+def test_bf16_on_a_cpu_runs_the_layers_in_bf16_and_learns_as_fp32_does(tiny_cache, tmp_path):
+    losses, dtypes = {}, []
+    for precision in (Precision.fp32, Precision.bf16):
+        trainer = _trainer(tiny_cache, tmp_path / precision.value, precision=precision)
+        trainer.model.W_o.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+        losses[precision] = [trainer.step([np.arange(8)]).loss for _ in range(30)]
+    assert dtypes[0] == torch.float32 and dtypes[-1] == torch.bfloat16
+    assert losses[Precision.bf16][-1] < 0.8 * losses[Precision.bf16][0]
+    assert losses[Precision.bf16][-1] == pytest.approx(losses[Precision.fp32][-1], rel=0.01)

@@ -58,7 +58,7 @@ class DecodeConfig(SearchSettings):
     """The `decode` group: a SearchSettings, so search takes it as it is."""
 
     max_tokens: int = 8000  # source tokens per translation batch, every beam's copy counted
-    precision: Precision = Precision.fp32  # bf16 / fp16 on GPU only; CPU decodes in fp32
+    precision: Precision = Precision.fp32  # bf16 on GPU or CPU, fp16 on GPU only (CPU: fp32)
     quantize: DecodeQuantize = DecodeQuantize.none  # int8: faster on CPU, slightly different numbers
     # Terminology: a UTF-8 TSV of `source term<TAB>target term`; each term found in a source line (whole
     # words, longest first) makes its target term a constraint the translation always contains.
