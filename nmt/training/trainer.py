@@ -139,7 +139,9 @@ class Trainer:
         window = {"loss": 0.0, "tokens": 0.0, "time": time.monotonic()}
         last_valid: dict = {}
         with StopSignals() as signals:
-            reason = self._stop_reason(signals, started)  # a resumed run may already be done
+            # A resumed run may already be done: rerunning a finished run (to re-average it with
+            # another trainer.average_last) must not train past where it stopped.
+            reason = self._stop_reason(signals, started) or self._patience_over()
             for micro_batches in self._update_batches() if reason is None else ():
                 result = self.step(micro_batches)
                 progress.trained_seconds = time.monotonic() - started
