@@ -1,11 +1,13 @@
-"""The blockwise label-smoothed cross-entropy against PyTorch's own, value and gradient."""
+"""The blockwise label-smoothed cross-entropy against PyTorch's own, and R-Drop's objective against
+the reference criterion: value and gradient."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nmt.training import loss as loss_module
-from nmt.training.loss import smoothed_cross_entropy
+from nmt.data.batching import Batch
+from nmt.training.loss import rdrop_cross_entropy, smoothed_cross_entropy
 
 PAD = 0
 
@@ -96,3 +98,33 @@ def test_a_leaf_passed_directly_keeps_its_values_and_gets_the_gradient():
     smoothed_cross_entropy(leaf, targets, 0.1, ignore_index=PAD).backward()
     assert torch.equal(leaf.detach(), logits)
     torch.testing.assert_close(leaf.grad, expected_grad)
+
+
+def _rdrop_reference(logits, tgt_out, smoothing, alpha):
+    """fairseq's rdrop criterion, as its authors' compute_kl_loss writes the KL, times the batch's tokens."""
+    vocab, targets = logits.size(-1), tgt_out.reshape(-1)
+    both = targets.repeat(2)
+    cross_entropy = F.cross_entropy(logits.reshape(-1, vocab).float(), both, ignore_index=PAD,
+                                    label_smoothing=smoothing, reduction="sum")
+    p, q = logits.float().reshape(2, -1, vocab)
+    pad = (targets == PAD).unsqueeze(1)
+    p_loss = F.kl_div(F.log_softmax(p, -1), F.softmax(q, -1), reduction="none").masked_fill(pad, 0.0).sum()
+    q_loss = F.kl_div(F.log_softmax(q, -1), F.softmax(p, -1), reduction="none").masked_fill(pad, 0.0).sum()
+    tokens = int((targets != PAD).sum())
+    return (cross_entropy + alpha * (p_loss + q_loss) / 2) / (2 * tokens) * tokens
+
+
+@pytest.mark.parametrize("alpha", [0.0, 5.0])
+def test_rdrop_value_and_gradient_equal_the_reference_criterion(alpha):
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(2 * 3, 5, 40, generator=generator) * 2  # a batch of 3 twice, 5 target positions
+    tgt_out = torch.randint(1, 40, (3, 5), generator=generator)
+    tgt_out[0, 3:] = PAD
+    batch = Batch(torch.zeros(3, 1, dtype=torch.long), tgt_out, tgt_out, int((tgt_out != PAD).sum()))
+    expected_leaf, leaf = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    expected = _rdrop_reference(expected_leaf, tgt_out, 0.1, alpha)
+    expected.backward()
+    loss = rdrop_cross_entropy(leaf * 1, batch, 0.1, alpha)
+    loss.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(leaf.grad, expected_leaf.grad)

@@ -321,3 +321,32 @@ def test_bf16_on_a_cpu_runs_the_layers_in_bf16_and_learns_as_fp32_does(tiny_cach
     assert dtypes[0] == torch.float32 and dtypes[-1] == torch.bfloat16
     assert losses[Precision.bf16][-1] < 0.8 * losses[Precision.bf16][0]
     assert losses[Precision.bf16][-1] == pytest.approx(losses[Precision.fp32][-1], rel=0.01)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_an_rdrop_update_gives_the_gradient_of_the_criterion_over_the_batch_twice(tiny_cache, tmp_path, dropout):
+    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=dropout)
+    trainer = _trainer(tiny_cache, tmp_path, model_config=config, clip_norm=0.0, rdrop_alpha=5.0)
+    reference = _trainer(tiny_cache, tmp_path / "ref", model_config=config, label_smoothing=0.1)
+    indices = np.arange(12)
+    whole = collate([reference.train_data.pair(i) for i in indices])
+    # The same dropout masks: the same seed before the same forward over the batch stacked on itself.
+    torch.manual_seed(7)
+    logits, _ = reference.model.train()(whole.src.repeat(2, 1), whole.tgt_in.repeat(2, 1))
+    vocab, targets = logits.size(-1), whole.tgt_out.reshape(-1)
+    log_p, log_q = F.log_softmax(logits, -1).reshape(2, -1, vocab)
+    kept = (targets != PAD_ID).unsqueeze(1)
+    kl = (F.kl_div(log_p, log_q, log_target=True, reduction="none") +
+          F.kl_div(log_q, log_p, log_target=True, reduction="none")).masked_fill(~kept, 0.0).sum() / 2
+    cross_entropy = F.cross_entropy(logits.reshape(-1, vocab), targets.repeat(2), ignore_index=PAD_ID,
+                                    label_smoothing=0.1, reduction="sum")
+    ((cross_entropy + 5.0 * kl) / (2 * whole.target_tokens)).backward()
+    torch.manual_seed(7)
+    gradients = _gradients_at_the_optimizer(trainer, [indices])
+    for name, grad in gradients.items():
+        torch.testing.assert_close(grad, dict(reference.model.named_parameters())[name].grad, atol=1e-7, rtol=1e-4,
+                                   msg=name)
+    if dropout == 0.0:  # two identical predictions: R-Drop's term and its gradient vanish
+        plain = _trainer(tiny_cache, tmp_path / "plain", model_config=config, clip_norm=0.0)
+        for name, grad in _gradients_at_the_optimizer(plain, [indices]).items():
+            torch.testing.assert_close(grad, gradients[name], atol=1e-7, rtol=1e-4, msg=name)

@@ -21,6 +21,10 @@ class TrainerConfig:
     accumulate: int = 1  # micro-batches per optimizer step
     clip_norm: float = 1.0  # 0 disables clipping
     label_smoothing: float = 0.1
+    # R-Drop (Liang et al. 2021; fairseq's --rdrop-alpha): each batch runs twice under different dropout
+    # masks, and alpha weighs the symmetric KL between the two predictions. About twice an update's
+    # time; 0: off.
+    rdrop_alpha: float = 0.0
     precision: Precision = Precision.auto
     compile: bool = False
     log_every: int = 50
@@ -39,6 +43,7 @@ class TrainerConfig:
         require(self.log_every >= 1, "trainer.log_every", "must be at least 1")
         require(self.valid_every >= 1, "trainer.valid_every", "must be at least 1")
         require(self.accumulate >= 1, "trainer.accumulate", "must be at least 1")
+        require(self.rdrop_alpha >= 0, "trainer.rdrop_alpha", "must be >= 0 (0: off)")
         require(self.average_last >= 0, "trainer.average_last", "must be >= 0 (0: no average)")
         # Only kept checkpoints can be averaged.
         require(self.keep_last == 0 or self.average_last <= self.keep_last, "trainer.average_last",

@@ -1,5 +1,6 @@
 """The training objective: cross-entropy of the reference tokens, summed over a batch's target
-tokens (padding excluded), optionally label-smoothed (Szegedy et al. 2016).
+tokens (padding excluded), optionally label-smoothed (Szegedy et al. 2016), optionally with R-Drop's
+consistency term between two dropout masks (Liang et al. 2021).
 
 The loss and its gradient are computed together, a block of rows at a time, instead of through
 autograd's log_softmax, nll and smoothing terms. Autograd's path allocates four or five fresh
@@ -32,6 +33,21 @@ def _block_rows(logits: torch.Tensor) -> int:
 def token_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
     """logits: (batch, tgt_len, vocab) for batch.tgt_out; computed in float32 whatever autocast chose."""
     return smoothed_cross_entropy(logits.view(-1, logits.size(-1)), batch.tgt_out.reshape(-1), label_smoothing)
+
+
+def rdrop_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float, alpha: float) -> torch.Tensor:
+    """R-Drop: logits (2 * batch, tgt_len, vocab) for the batch twice over, under two dropout masks.
+    Summed over the batch's target tokens: the mean of the two copies' cross-entropies plus
+    alpha / 4 * (KL(p||q) + KL(q||p)), which is fairseq's rdrop criterion (alpha times half the
+    symmetric KL, both over the doubled batch's tokens) times the batch's tokens, so the update's
+    division by target tokens and the learning rate mean what they mean without it."""
+    vocab = logits.size(-1)
+    targets = batch.tgt_out.reshape(-1)
+    cross_entropy = smoothed_cross_entropy(logits.view(-1, vocab), targets.repeat(2), label_smoothing) / 2
+    # KL(p||q) + KL(q||p) = sum_v (p - q)(log p - log q), in float32; padding rows contribute nothing.
+    log_p, log_q = torch.log_softmax(logits.float().view(2, -1, vocab), dim=-1).unbind(0)
+    symmetric_kl = ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(-1)
+    return cross_entropy + alpha / 4 * symmetric_kl.masked_fill(targets == PAD_ID, 0.0).sum()
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0,

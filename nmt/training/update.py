@@ -16,7 +16,7 @@ from nmt.data.batching import Batch
 from nmt.device import autocast
 from nmt.errors import NmtError
 from nmt.training.distributed import DistInfo, all_reduce_sum
-from nmt.training.loss import token_cross_entropy
+from nmt.training.loss import rdrop_cross_entropy, token_cross_entropy
 from nmt.training.state import TrainingParts, TrainingProgress
 
 
@@ -34,6 +34,7 @@ class UpdateSettings:
     label_smoothing: float
     clip_norm: float  # 0: no clipping
     max_bad_steps: int  # non-finite updates in a row that stop the run
+    rdrop_alpha: float  # 0: no R-Drop; else each batch runs twice (loss.rdrop_cross_entropy)
 
 
 class Updater:
@@ -44,10 +45,16 @@ class Updater:
         self.precision, self.device, self.dist = precision, device, dist
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Label-smoothed cross-entropy summed over the batch's target tokens."""
+        """Label-smoothed cross-entropy (and R-Drop's term) summed over the batch's target tokens."""
+        alpha, smoothing = self.settings.rdrop_alpha, self.settings.label_smoothing
+        # R-Drop's two passes are one forward over the batch stacked on itself: each row draws its own
+        # dropout masks, and the matrix products are those of one batch twice the size.
+        src, tgt_in = (batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)) if alpha else (batch.src, batch.tgt_in)
         with autocast(self.precision, self.device):
-            logits, _ = self.net(batch.src, batch.tgt_in)
-        return token_cross_entropy(logits, batch, self.settings.label_smoothing)
+            logits, _ = self.net(src, tgt_in)
+        if alpha:
+            return rdrop_cross_entropy(logits, batch, smoothing, alpha)
+        return token_cross_entropy(logits, batch, smoothing)
 
     def update(self, batches: list[Batch], progress: TrainingProgress) -> UpdateResult:
         """One update from `batches`; progress.step counts it only when it was taken."""
