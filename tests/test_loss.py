@@ -100,31 +100,31 @@ def test_a_leaf_passed_directly_keeps_its_values_and_gets_the_gradient():
     torch.testing.assert_close(leaf.grad, expected_grad)
 
 
-def _rdrop_reference(logits, tgt_out, smoothing, alpha):
-    """fairseq's rdrop criterion, as its authors' compute_kl_loss writes the KL, times the batch's tokens."""
+def _fairseq_rdrop(logits, tgt_out, smoothing, alpha):
+    """fairseq's rdrop criterion (label_smoothed_cross_entropy_with_rdrop) over the batch twice: both
+    copies' cross-entropies plus alpha times half the symmetric KL, as its compute_kl_loss writes it."""
     vocab, targets = logits.size(-1), tgt_out.reshape(-1)
-    both = targets.repeat(2)
-    cross_entropy = F.cross_entropy(logits.reshape(-1, vocab).float(), both, ignore_index=PAD,
+    cross_entropy = F.cross_entropy(logits.reshape(-1, vocab).float(), targets.repeat(2), ignore_index=PAD,
                                     label_smoothing=smoothing, reduction="sum")
     p, q = logits.float().reshape(2, -1, vocab)
     pad = (targets == PAD).unsqueeze(1)
     p_loss = F.kl_div(F.log_softmax(p, -1), F.softmax(q, -1), reduction="none").masked_fill(pad, 0.0).sum()
     q_loss = F.kl_div(F.log_softmax(q, -1), F.softmax(p, -1), reduction="none").masked_fill(pad, 0.0).sum()
-    tokens = int((targets != PAD).sum())
-    return (cross_entropy + alpha * (p_loss + q_loss) / 2) / (2 * tokens) * tokens
+    return cross_entropy + alpha * (p_loss + q_loss) / 2
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("alpha", [0.0, 5.0])
-def test_rdrop_value_and_gradient_equal_the_reference_criterion(alpha):
+def test_rdrop_value_and_gradient_are_half_of_fairseqs_criterion(alpha, dtype):
     generator = torch.Generator().manual_seed(3)
-    logits = torch.randn(2 * 3, 5, 40, generator=generator) * 2  # a batch of 3 twice, 5 target positions
+    logits = (torch.randn(2 * 3, 5, 40, generator=generator) * 2).to(dtype)  # a batch of 3 twice, 5 positions
     tgt_out = torch.randint(1, 40, (3, 5), generator=generator)
     tgt_out[0, 3:] = PAD
     batch = Batch(torch.zeros(3, 1, dtype=torch.long), tgt_out, tgt_out, int((tgt_out != PAD).sum()))
     expected_leaf, leaf = logits.clone().requires_grad_(), logits.clone().requires_grad_()
-    expected = _rdrop_reference(expected_leaf, tgt_out, 0.1, alpha)
+    expected = _fairseq_rdrop(expected_leaf, tgt_out, 0.1, alpha) / 2
     expected.backward()
-    loss = rdrop_cross_entropy(leaf * 1, batch, 0.1, alpha)
+    loss = rdrop_cross_entropy(leaf * 1, batch, 0.1, alpha)  # a non-leaf, as a layer's output
     loss.backward()
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(leaf.grad, expected_leaf.grad)

@@ -216,15 +216,26 @@ def test_patience_stops_after_that_many_validations_without_improvement(tiny_cac
 
 
 def test_a_run_stopped_by_patience_and_rerun_trains_no_further(tiny_cache, tmp_path, monkeypatch):
-    first = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0, 11.5], patience=2, max_steps=100,
-                             average_last=2)
+    # Validations at steps 1-4, then the average's (11.5).
+    first = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0, 11.5], patience=2,
+                             max_steps=100, average_last=2)
     assert first.fit()["step"] == 4
-    # The rerun re-averages (another average_last) without a single update or validation.
+    # The rerun re-averages (another average_last) without a single update or validation: its one
+    # score is the average's, and an update would validate step 5 and leave none for it.
     rerun = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, average_last=3)
     rerun.resume(load_checkpoint(tmp_path / "checkpoints/last.pt"))
     result = rerun.fit()
     assert result["step"] == 4 and "no validation improvement" in result["reason"]
     assert result["average"]["steps"] == [2, 3, 4]
+
+
+def test_a_run_stopped_by_patience_and_rerun_with_more_patience_trains_on(tiny_cache, tmp_path, monkeypatch):
+    assert _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0], patience=2,
+                            max_steps=100).fit()["step"] == 4
+    rerun = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [11.0], patience=3, max_steps=100)
+    rerun.resume(load_checkpoint(tmp_path / "checkpoints/last.pt"))
+    result = rerun.fit()
+    assert result["step"] == 5 and "no validation improvement in 3" in result["reason"]
 
 
 def test_max_epochs_stops_at_the_end_of_an_epoch(tiny_cache, tmp_path, monkeypatch):

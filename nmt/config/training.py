@@ -22,8 +22,8 @@ class TrainerConfig:
     clip_norm: float = 1.0  # 0 disables clipping
     label_smoothing: float = 0.1
     # R-Drop (Liang et al. 2021; fairseq's --rdrop-alpha): each batch runs twice under different dropout
-    # masks, and alpha weighs the symmetric KL between the two predictions. About twice an update's
-    # time; 0: off.
+    # masks, and the loss adds alpha times half the symmetric KL between the two predictions to their
+    # cross-entropies (training/loss.py). About twice an update's time and activation memory; 0: off.
     rdrop_alpha: float = 0.0
     precision: Precision = Precision.auto
     compile: bool = False

@@ -38,13 +38,16 @@ def token_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: flo
 def rdrop_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float, alpha: float) -> torch.Tensor:
     """R-Drop: logits (2 * batch, tgt_len, vocab) for the batch twice over, under two dropout masks.
     Summed over the batch's target tokens: the mean of the two copies' cross-entropies plus
-    alpha / 4 * (KL(p||q) + KL(q||p)), which is fairseq's rdrop criterion (alpha times half the
-    symmetric KL, both over the doubled batch's tokens) times the batch's tokens, so the update's
-    division by target tokens and the learning rate mean what they mean without it."""
+    alpha / 4 * (KL(p||q) + KL(q||p)). That is half of fairseq's rdrop criterion (both copies'
+    cross-entropies plus alpha times half the symmetric KL, over the batch's tokens once), with the
+    same weight alpha between the terms; halved so that an update's gradient has a plain update's
+    scale, and trainer.clip_norm clips as it does without R-Drop."""
     vocab = logits.size(-1)
     targets = batch.tgt_out.reshape(-1)
     cross_entropy = smoothed_cross_entropy(logits.view(-1, vocab), targets.repeat(2), label_smoothing) / 2
     # KL(p||q) + KL(q||p) = sum_v (p - q)(log p - log q), in float32; padding rows contribute nothing.
+    # In float32 the log-softmax reads the very logits that the cross-entropy's backward overwrites with
+    # their gradient; that is safe because log_softmax's backward uses its output, not its input.
     log_p, log_q = torch.log_softmax(logits.float().view(2, -1, vocab), dim=-1).unbind(0)
     symmetric_kl = ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(-1)
     return cross_entropy + alpha / 4 * symmetric_kl.masked_fill(targets == PAD_ID, 0.0).sum()
