@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.training import loss as loss_module
 from nmt.data.batching import Batch
+from nmt.training import loss as loss_module
 from nmt.training.loss import rdrop_cross_entropy, smoothed_cross_entropy
 
 PAD = 0
