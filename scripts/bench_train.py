@@ -101,13 +101,14 @@ def timed_steps(trainer: Trainer, config: TrainConfig, vocab_size: int, batches:
     train = trainer.train_data
     tokens = flops = 0.0
     done = 0
+    passes = 2 if config.trainer.rdrop_alpha else 1  # R-Drop runs the model over each batch twice
     _synchronize(device)
     start = time.perf_counter()
     while (done < steps) if steps else (time.perf_counter() - start < seconds):
         indices = next(batches)
         # Lengths as the batch has them: the source with EOS, the target with BOS (or EOS).
-        flops += TRAIN_FACTOR * forward_flops(config.model, vocab_size, train.src_lengths[indices] + 1,
-                                              train.tgt_lengths[indices] + 1)
+        flops += passes * TRAIN_FACTOR * forward_flops(config.model, vocab_size, train.src_lengths[indices] + 1,
+                                                       train.tgt_lengths[indices] + 1)
         tokens += trainer.step([indices]).tokens
         done += 1
     _synchronize(device)
