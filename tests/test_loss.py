@@ -102,7 +102,8 @@ def test_a_leaf_passed_directly_keeps_its_values_and_gets_the_gradient():
 
 def _fairseq_rdrop(logits, tgt_out, smoothing, alpha):
     """fairseq's rdrop criterion (label_smoothed_cross_entropy_with_rdrop) over the batch twice: both
-    copies' cross-entropies plus alpha times half the symmetric KL, as its compute_kl_loss writes it."""
+    copies' cross-entropies plus alpha times half the symmetric KL, as its compute_kl_loss writes it;
+    and that half, the rdrop_kl_loss it logs."""
     vocab, targets = logits.size(-1), tgt_out.reshape(-1)
     cross_entropy = F.cross_entropy(logits.reshape(-1, vocab).float(), targets.repeat(2), ignore_index=PAD,
                                     label_smoothing=smoothing, reduction="sum")
@@ -110,7 +111,7 @@ def _fairseq_rdrop(logits, tgt_out, smoothing, alpha):
     pad = (targets == PAD).unsqueeze(1)
     p_loss = F.kl_div(F.log_softmax(p, -1), F.softmax(q, -1), reduction="none").masked_fill(pad, 0.0).sum()
     q_loss = F.kl_div(F.log_softmax(q, -1), F.softmax(p, -1), reduction="none").masked_fill(pad, 0.0).sum()
-    return cross_entropy + alpha * (p_loss + q_loss) / 2
+    return cross_entropy + alpha * (p_loss + q_loss) / 2, (p_loss + q_loss) / 2
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -122,9 +123,11 @@ def test_rdrop_value_and_gradient_are_half_of_fairseqs_criterion(alpha, dtype):
     tgt_out[0, 3:] = PAD
     batch = Batch(torch.zeros(3, 1, dtype=torch.long), tgt_out, tgt_out, int((tgt_out != PAD).sum()))
     expected_leaf, leaf = logits.clone().requires_grad_(), logits.clone().requires_grad_()
-    expected = _fairseq_rdrop(expected_leaf, tgt_out, 0.1, alpha) / 2
-    expected.backward()
-    loss = rdrop_cross_entropy(leaf * 1, batch, 0.1, alpha)  # a non-leaf, as a layer's output
+    expected, expected_kl = _fairseq_rdrop(expected_leaf, tgt_out, 0.1, alpha)
+    (expected / 2).backward()
+    loss, kl = rdrop_cross_entropy(leaf * 1, batch, 0.1, alpha)  # a non-leaf, as a layer's output
     loss.backward()
-    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(loss, expected / 2)
     torch.testing.assert_close(leaf.grad, expected_leaf.grad)
+    torch.testing.assert_close(kl, expected_kl.detach())
+    assert not kl.requires_grad

@@ -1,6 +1,7 @@
 """The training update and loop: schedules, accumulation equals one big batch, non-finite losses
 are skipped without advancing anything, and the loop's stopping rules."""
 
+import logging
 import math
 import os
 import signal
@@ -92,12 +93,11 @@ def test_the_cosine_schedule_ends_at_the_runs_max_steps(tiny_cache, tmp_path):
 
 
 def _gradients_at_the_optimizer(trainer, micro_batches):
-    """The gradients the optimizer is handed for one update."""
+    """The gradients the optimizer is handed for one update, and the update's result."""
     seen = {}
     trainer.parts.optimizer.step = lambda *a, **k: seen.update(
         {n: p.grad.clone() for n, p in trainer.model.named_parameters()})
-    trainer.step(micro_batches)
-    return seen
+    return seen, trainer.step(micro_batches)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -111,7 +111,7 @@ def test_accumulated_micro_batches_give_the_gradient_of_the_mean_token_loss(tiny
     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), whole.tgt_out.view(-1), ignore_index=PAD_ID,
                            label_smoothing=smoothing, reduction="sum") / whole.target_tokens
     loss.backward()
-    for name, grad in _gradients_at_the_optimizer(trainer, micro).items():
+    for name, grad in _gradients_at_the_optimizer(trainer, micro)[0].items():
         torch.testing.assert_close(grad, dict(reference.model.named_parameters())[name].grad, atol=1e-7, rtol=1e-5,
                                    msg=name)
 
@@ -122,7 +122,8 @@ def _poison(trainer, value, from_call=1):
 
     def loss(batch):
         calls.append(1)
-        return original(batch) * (value if len(calls) >= from_call else 1.0)
+        objective, kl = original(batch)
+        return objective * (value if len(calls) >= from_call else 1.0), kl
 
     trainer.updater.loss = loss
 
@@ -353,11 +354,33 @@ def test_an_rdrop_update_gives_the_gradient_of_the_criterion_over_the_batch_twic
                                     label_smoothing=0.1, reduction="sum")
     ((cross_entropy + 5.0 * kl) / (2 * whole.target_tokens)).backward()
     torch.manual_seed(7)
-    gradients = _gradients_at_the_optimizer(trainer, [indices])
+    gradients, result = _gradients_at_the_optimizer(trainer, [indices])
     for name, grad in gradients.items():
         torch.testing.assert_close(grad, dict(reference.model.named_parameters())[name].grad, atol=1e-7, rtol=1e-4,
                                    msg=name)
+    # What the log shows: the objective and the KL term, each per target token.
+    assert result.loss == pytest.approx(((cross_entropy / 2 + 2.5 * kl) / whole.target_tokens).item(), rel=1e-5)
+    assert result.rdrop_kl == pytest.approx((kl / whole.target_tokens).item(), rel=1e-5, abs=1e-9)
+    assert (result.rdrop_kl > 1e-4) == (dropout > 0)
     if dropout == 0.0:  # two identical predictions: R-Drop's term and its gradient vanish
         plain = _trainer(tiny_cache, tmp_path / "plain", model_config=config, clip_norm=0.0)
-        for name, grad in _gradients_at_the_optimizer(plain, [indices]).items():
+        for name, grad in _gradients_at_the_optimizer(plain, [indices])[0].items():
             torch.testing.assert_close(grad, gradients[name], atol=1e-7, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 5.0])
+def test_the_rdrop_kl_is_logged_beside_the_loss_only_with_rdrop(tiny_cache, tmp_path, alpha, caplog):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.3)
+    trainer = _trainer(tiny_cache, tmp_path, model_config=config, rdrop_alpha=alpha, max_steps=2, log_every=1,
+                       valid_every=2)
+    with caplog.at_level(logging.INFO, logger="nmt.training.trainer"):
+        trainer.fit()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    logged = [event.value for event in events.Scalars("train/rdrop_kl")] if alpha else []
+    assert ("train/rdrop_kl" in events.Tags()["scalars"]) == bool(alpha)
+    assert len(logged) == 2 * bool(alpha) and all(value > 0 for value in logged)
+    assert sum("rdrop_kl" in line for line in caplog.messages) == 2 * bool(alpha)
+

@@ -12,6 +12,8 @@ small enough to be reused. (Measured on CPUs only; on a GPU the caching allocato
 and larger blocks keep the kernel launches few.)
 """
 
+from typing import NamedTuple
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -30,12 +32,18 @@ def _block_rows(logits: torch.Tensor) -> int:
     return max(1, elements // logits.size(1))
 
 
+class TrainingLoss(NamedTuple):
+    """One batch's loss, summed over its target tokens."""
+    objective: torch.Tensor  # what backward runs on
+    rdrop_kl: torch.Tensor  # R-Drop's (KL(p||q) + KL(q||p)) / 2, detached, for the log (fairseq's rdrop_kl_loss); 0 without it
+
+
 def token_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
     """logits: (batch, tgt_len, vocab) for batch.tgt_out; computed in float32 whatever autocast chose."""
     return smoothed_cross_entropy(logits.view(-1, logits.size(-1)), batch.tgt_out.reshape(-1), label_smoothing)
 
 
-def rdrop_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float, alpha: float) -> torch.Tensor:
+def rdrop_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float, alpha: float) -> TrainingLoss:
     """R-Drop: logits (2 * batch, tgt_len, vocab) for the batch twice over, under two dropout masks.
     Summed over the batch's target tokens: the mean of the two copies' cross-entropies plus
     alpha / 4 * (KL(p||q) + KL(q||p)). That is half of fairseq's rdrop criterion (both copies'
@@ -50,7 +58,8 @@ def rdrop_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: flo
     # their gradient; that is safe because log_softmax's backward uses its output, not its input.
     log_p, log_q = torch.log_softmax(logits.float().view(2, -1, vocab), dim=-1).unbind(0)
     symmetric_kl = ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(-1)
-    return cross_entropy + alpha / 4 * symmetric_kl.masked_fill(targets == PAD_ID, 0.0).sum()
+    kl = symmetric_kl.masked_fill(targets == PAD_ID, 0.0).sum() / 2
+    return TrainingLoss(cross_entropy + alpha / 2 * kl, kl.detach())
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0,

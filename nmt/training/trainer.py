@@ -136,7 +136,7 @@ class Trainer:
     def fit(self) -> dict:
         s, progress = self.settings, self.progress
         started = time.monotonic() - progress.trained_seconds
-        window = {"loss": 0.0, "tokens": 0.0, "time": time.monotonic()}
+        window = {"loss": 0.0, "rdrop_kl": 0.0, "tokens": 0.0, "time": time.monotonic()}
         last_valid: dict = {}
         with StopSignals() as signals:
             # A resumed run may already be done: rerunning a finished run (to re-average it with
@@ -146,6 +146,7 @@ class Trainer:
                 result = self.step(micro_batches)
                 progress.trained_seconds = time.monotonic() - started
                 window["loss"] += result.loss * result.tokens
+                window["rdrop_kl"] += result.rdrop_kl * result.tokens
                 window["tokens"] += result.tokens
                 if result.finite and progress.step % s.log_every == 0:
                     self._log_train(result, window)
@@ -282,14 +283,17 @@ class Trainer:
     def _log_train(self, result: UpdateResult, window: dict) -> None:
         """Loss and throughput summed over all ranks (a collective: every rank calls it)."""
         now = time.monotonic()
-        totals = all_reduce_sum(torch.tensor([window["loss"], window["tokens"]], dtype=torch.float64,
-                                             device=self.device), self.dist).tolist()
-        tokens_per_second = totals[1] / max(now - window["time"], 1e-9)
-        loss = totals[0] / max(totals[1], 1)
+        loss_sum, kl_sum, tokens = all_reduce_sum(torch.tensor(
+            [window["loss"], window["rdrop_kl"], window["tokens"]], dtype=torch.float64, device=self.device),
+            self.dist).tolist()
+        tokens_per_second = tokens / max(now - window["time"], 1e-9)
+        loss, kl = loss_sum / max(tokens, 1), kl_sum / max(tokens, 1)
+        rdrop = self.settings.rdrop_alpha > 0
         if self.writer:
-            for key, value in (("loss", loss), ("lr", result.lr), ("grad_norm", result.grad_norm),
-                               ("tokens_per_second", tokens_per_second)):
+            scalars = [("loss", loss), ("lr", result.lr), ("grad_norm", result.grad_norm),
+                       ("tokens_per_second", tokens_per_second)] + ([("rdrop_kl", kl)] if rdrop else [])
+            for key, value in scalars:
                 self.writer.add_scalar(f"train/{key}", value, self.progress.step)
-            log.info("step %d loss %.3f lr %.2e gnorm %.2f %.0f tok/s", self.progress.step, loss, result.lr,
-                     result.grad_norm, tokens_per_second)
-        window.update(loss=0.0, tokens=0.0, time=now)
+            log.info("step %d loss %.3f%s lr %.2e gnorm %.2f %.0f tok/s", self.progress.step, loss,
+                     f" rdrop_kl {kl:.4f}" if rdrop else "", result.lr, result.grad_norm, tokens_per_second)
+        window.update(loss=0.0, rdrop_kl=0.0, tokens=0.0, time=now)

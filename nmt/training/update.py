@@ -16,7 +16,7 @@ from nmt.data.batching import Batch
 from nmt.device import autocast
 from nmt.errors import NmtError
 from nmt.training.distributed import DistInfo, all_reduce_sum
-from nmt.training.loss import rdrop_cross_entropy, token_cross_entropy
+from nmt.training.loss import TrainingLoss, rdrop_cross_entropy, token_cross_entropy
 from nmt.training.state import TrainingParts, TrainingProgress
 
 
@@ -27,6 +27,7 @@ class UpdateResult:
     grad_norm: float  # before clipping
     lr: float  # the rate the update used
     finite: bool  # False: the update was skipped
+    rdrop_kl: float = 0.0  # R-Drop's (KL(p||q) + KL(q||p)) / 2 per target token; 0 without R-Drop
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Updater:
         self.net, self.parts, self.settings = net, parts, settings
         self.precision, self.device, self.dist = precision, device, dist
 
-    def loss(self, batch: Batch) -> torch.Tensor:
+    def loss(self, batch: Batch) -> TrainingLoss:
         """Label-smoothed cross-entropy (and R-Drop's term) summed over the batch's target tokens."""
         alpha, smoothing = self.settings.rdrop_alpha, self.settings.label_smoothing
         # R-Drop's two passes are one forward over the batch stacked on itself: each row draws its own
@@ -54,7 +55,7 @@ class Updater:
             logits, _ = self.net(src, tgt_in)
         if alpha:
             return rdrop_cross_entropy(logits, batch, smoothing, alpha)
-        return token_cross_entropy(logits, batch, smoothing)
+        return TrainingLoss(token_cross_entropy(logits, batch, smoothing), torch.zeros((), device=logits.device))
 
     def update(self, batches: list[Batch], progress: TrainingProgress) -> UpdateResult:
         """One update from `batches`; progress.step counts it only when it was taken."""
@@ -62,14 +63,15 @@ class Updater:
         optimizer, scaler = self.parts.optimizer, self.parts.scaler
         tokens = torch.tensor([float(sum(b.target_tokens for b in batches))], device=self.device)
         global_tokens = all_reduce_sum(tokens.clone(), self.dist).item()
-        total_loss = torch.zeros((), device=self.device)
+        total_loss, total_kl = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
         for i, batch in enumerate(batches):
             # DDP averages gradients over ranks; scaling by world_size turns that into the sum.
             sync = i + 1 == len(batches) or not self.dist.enabled
             with contextlib.nullcontext() if sync else self.net.no_sync():
-                loss = self.loss(batch)
+                loss, kl = self.loss(batch)
                 scaler.scale(loss * self.dist.world_size / global_tokens).backward()
             total_loss += loss.detach()
+            total_kl += kl
         scaler.unscale_(optimizer)
         clip = self.settings.clip_norm if self.settings.clip_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parts.model.parameters(), clip).item()
@@ -80,7 +82,9 @@ class Updater:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         self._count(finite, global_tokens, progress)
-        return UpdateResult(total_loss.item() / max(tokens.item(), 1.0), tokens.item(), grad_norm, lr, finite)
+        per_token = 1.0 / max(tokens.item(), 1.0)
+        return UpdateResult(total_loss.item() * per_token, tokens.item(), grad_norm, lr, finite,
+                            total_kl.item() * per_token)
 
     def _count(self, finite: bool, global_tokens: float, progress: TrainingProgress) -> None:
         if finite:
