@@ -35,7 +35,8 @@ def _block_rows(logits: torch.Tensor) -> int:
 class TrainingLoss(NamedTuple):
     """One batch's loss, summed over its target tokens."""
     objective: torch.Tensor  # what backward runs on
-    rdrop_kl: torch.Tensor  # R-Drop's (KL(p||q) + KL(q||p)) / 2, detached, for the log (fairseq's rdrop_kl_loss); 0 without it
+    # R-Drop's (KL(p||q) + KL(q||p)) / 2, detached, for the log (fairseq's rdrop_kl_loss); 0 without R-Drop
+    rdrop_kl: torch.Tensor
 
 
 def token_cross_entropy(logits: torch.Tensor, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
