@@ -166,6 +166,14 @@ def test_every_experiment_composes_and_passes_its_checks(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).name == experiment
 
 
+def test_the_rdrop_preset_is_the_transformer_preset_with_rdrop_and_nothing_else():
+    preset, rdrop = (OmegaConf.to_container(compose_config("train", [f"experiment={name}"]))
+                     for name in ("multi30k_transformer", "multi30k_transformer_rdrop"))
+    assert rdrop["trainer"].pop("rdrop_alpha") == 5 and preset["trainer"].pop("rdrop_alpha") == 0
+    assert rdrop.pop("name") == "multi30k_transformer_rdrop" and preset.pop("name") == "multi30k_transformer"
+    assert rdrop == preset
+
+
 @pytest.mark.parametrize("stage", ["translate", "serve", "score"])
 @pytest.mark.parametrize("decode", sorted(path.stem for path in (ROOT / "configs/decode").glob("*.yaml")))
 def test_every_decode_group_composes_for_every_decoding_stage(stage, decode):
