@@ -166,11 +166,12 @@ def test_every_experiment_composes_and_passes_its_checks(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).name == experiment
 
 
-def test_the_rdrop_preset_is_the_transformer_preset_with_rdrop_and_nothing_else():
+@pytest.mark.parametrize("base", ["multi30k_transformer", "multi30k_gru"])
+def test_each_rdrop_preset_is_its_base_preset_with_rdrop_and_nothing_else(base):
     preset, rdrop = (OmegaConf.to_container(compose_config("train", [f"experiment={name}"]))
-                     for name in ("multi30k_transformer", "multi30k_transformer_rdrop"))
+                     for name in (base, f"{base}_rdrop"))
     assert rdrop["trainer"].pop("rdrop_alpha") == 5 and preset["trainer"].pop("rdrop_alpha") == 0
-    assert rdrop.pop("name") == "multi30k_transformer_rdrop" and preset.pop("name") == "multi30k_transformer"
+    assert rdrop.pop("name") == f"{base}_rdrop" and preset.pop("name") == base
     assert rdrop == preset
 
 
