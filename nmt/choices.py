@@ -28,6 +28,14 @@ class OutputLayer(Enum):
     deep = "deep"
 
 
+class LinearInit(Enum):
+    """How a Transformer's projection matrices start (embeddings are always N(0, d_model^-1/2))."""
+
+    torch = "torch"  # torch's nn.Linear default: uniform, bound 1/sqrt(fan_in), biases too
+    # Xavier uniform, biases zero, as fairseq's Transformer (W^Q, W^K, W^V with gain 1/sqrt(2))
+    xavier = "xavier"
+
+
 class Schedule(Enum):
     inverse_sqrt = "inverse_sqrt"
     constant = "constant"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nmt.backends import Translator
+from nmt.choices import LinearInit
 from nmt.config import GRUConfig, TransformerConfig, plain_fields
 from nmt.errors import NmtError
 from nmt.models.checkpoint import average_checkpoints, describe_mismatch, load_checkpoint, save_checkpoint
@@ -65,6 +66,15 @@ def test_mismatches_say_what_differs():
     other = GRUConfig(name="g", hidden_dim=128)
     assert "hidden_dim: 64 vs 128" in describe_mismatch(_payload("gru_attention", gru), other, b"v")
     assert "vocabulary" in describe_mismatch(_payload("gru_attention", gru), gru, b"w")
+
+
+def test_a_checkpoint_from_before_a_field_existed_resumes_with_its_default():
+    config = TransformerConfig(name="t")
+    older = _payload("transformer", config)
+    del older["model_config"]["linear_init"]
+    assert describe_mismatch(older, config, b"v") is None
+    xavier = TransformerConfig(name="t", linear_init=LinearInit.xavier)
+    assert "linear_init: torch vs xavier" in describe_mismatch(older, xavier, b"v")
 
 
 def test_averaging_is_the_elementwise_mean(tmp_path):

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 
 from omegaconf import MISSING
 
-from nmt.choices import OutputLayer
+from nmt.choices import LinearInit, OutputLayer
 from nmt.config.checks import require
 
 
@@ -48,6 +48,7 @@ class TransformerConfig(ModelConfig):
     attention_dropout: float = 0.0
     # Pre-norm trains stably without a long warmup; post-norm is the paper's layout.
     pre_norm: bool = True
+    linear_init: LinearInit = LinearInit.torch
     max_positions: int = 1024  # rows of the sinusoidal position table
 
     def __post_init__(self) -> None:

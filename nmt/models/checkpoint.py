@@ -97,7 +97,8 @@ def describe_mismatch(payload: dict, config: ModelConfig, vocab_proto: bytes) ->
     """What differs between a checkpoint and the model about to use it, or None."""
     if payload["model_kind"] != model_kind(config):
         return f"model type {payload['model_kind']} in the checkpoint, {model_kind(config)} configured"
-    stored = payload["model_config"]
+    # Through the config type, so a checkpoint from before a field existed reads as its default.
+    stored = plain_fields(config_from(payload["model_kind"], payload["model_config"]))
     diffs = [f"{k}: {stored.get(k)} vs {v}" for k, v in plain_fields(config).items() if stored.get(k) != v]
     if diffs:
         return "model settings differ (checkpoint vs config): " + ", ".join(diffs)

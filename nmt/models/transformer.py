@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmt.choices import LinearInit
 from nmt.data.vocab import PAD_ID
 from nmt.models.interface import DecoderState, Step
 
@@ -185,7 +186,7 @@ class DecoderLayer(nn.Module):
 class TransformerModel(nn.Module):
     def __init__(self, vocab_size: int, d_model: int = 512, encoder_layers: int = 6, decoder_layers: int = 6,
                  heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1, attention_dropout: float = 0.0,
-                 pre_norm: bool = True, max_positions: int = 1024):
+                 pre_norm: bool = True, linear_init: LinearInit = LinearInit.torch, max_positions: int = 1024):
         super().__init__()
         self.d_model, self.max_positions = d_model, max_positions
         # One table for source, target and output: the vocabulary is joint (paper, sec. 3.4).
@@ -199,6 +200,24 @@ class TransformerModel(nn.Module):
         # Pre-norm leaves the residual stream unnormalized; a last LayerNorm closes each stack.
         self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        if linear_init is LinearInit.xavier:
+            self._init_xavier()
+
+    def _init_xavier(self) -> None:
+        """fairseq's initialization: Xavier uniform, biases zero. The query, key and value
+        projections take gain 1/sqrt(2), each as its own d_model x d_model matrix (W^K and W^V are
+        fused here), so their fan-out is d_model, not 2 d_model."""
+        for module in self.modules():
+            if isinstance(module, MultiHeadAttention):
+                for matrix in (module.q_proj.weight, *module.kv_proj.weight.data.chunk(2)):
+                    nn.init.xavier_uniform_(matrix, gain=2 ** -0.5)
+                nn.init.xavier_uniform_(module.out_proj.weight)
+            elif isinstance(module, FeedForward):
+                for layer in (module[0], module[2]):
+                    nn.init.xavier_uniform_(layer.weight)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
 
     def _embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
         x = self.embed(tokens) * math.sqrt(self.d_model)
