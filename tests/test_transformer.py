@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nmt.choices import LinearInit
-from nmt.models.transformer import TransformerModel, sinusoidal_positions
+from nmt.models.transformer import FeedForward, MultiHeadAttention, TransformerModel, sinusoidal_positions
 
 
 def test_source_target_and_output_embeddings_are_one_tensor(transformer_model):
@@ -72,13 +72,17 @@ def test_linear_init_gives_each_matrix_its_variance(linear_init):
     torch.manual_seed(0)
     d, ffn = 64, 256
     model = TransformerModel(23, d, 1, 1, 4, ffn, linear_init=linear_init)
-    attention, feed_forward = model.decoder_layers[0].cross_attn, model.decoder_layers[0].ffn
-    q, (k, v) = attention.q_proj.weight, attention.kv_proj.weight.chunk(2)
-    xavier = {"q": (q, 0.5 * 2 / (d + d)), "k": (k, 0.5 * 2 / (d + d)), "v": (v, 0.5 * 2 / (d + d)),
-              "out": (attention.out_proj.weight, 2 / (d + d)), "ffn_in": (feed_forward[0].weight, 2 / (d + ffn)),
-              "ffn_out": (feed_forward[2].weight, 2 / (ffn + d))}
-    for name, (matrix, xavier_variance) in xavier.items():
+    matrices = []  # (matrix, its Xavier variance), every projection of every layer
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            q, (k, v) = module.q_proj.weight, module.kv_proj.weight.chunk(2)
+            matrices += [(q, 0.5 * 2 / (d + d)), (k, 0.5 * 2 / (d + d)), (v, 0.5 * 2 / (d + d)),
+                         (module.out_proj.weight, 2 / (d + d))]
+        elif isinstance(module, FeedForward):
+            matrices += [(module[0].weight, 2 / (d + ffn)), (module[2].weight, 2 / (ffn + d))]
+    assert len(matrices) == 3 * 4 + 2 * 2  # encoder self-, decoder self- and cross-attention; two FFNs
+    for i, (matrix, xavier_variance) in enumerate(matrices):
         expected = xavier_variance if linear_init is LinearInit.xavier else 1 / (3 * matrix.size(1))
-        assert matrix.var().item() == pytest.approx(expected, rel=0.06), name
+        assert matrix.var().item() == pytest.approx(expected, rel=0.06), i
     biases = [m.bias for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert all((b == 0).all() for b in biases) == (linear_init is LinearInit.xavier)
