@@ -36,6 +36,15 @@ class LinearInit(Enum):
     xavier = "xavier"
 
 
+class AverageUntil(Enum):
+    """Which periodic checkpoint ends the window that trainer.average_last averages."""
+
+    last = "last"  # the newest: a run bounded by updates ends on its best-trained checkpoints
+    # best.pt's (fairseq's --checkpoint-upper-bound): a run that patience stops ends `patience`
+    # validations past its best, so the newest checkpoints are the ones validation ranked lower
+    best = "best"
+
+
 class Schedule(Enum):
     inverse_sqrt = "inverse_sqrt"
     constant = "constant"

@@ -1,12 +1,15 @@
 """Averaging as the last step of a run: checkpoints/average.pt is the mean of the newest
 trainer.average_last step_N.pt, validated beside the best one, and translates like any checkpoint."""
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DATA, run_cli
+from conftest import ROOT, TINY_DATA, run_cli
 
 from nmt.config import TrainerConfig
 from nmt.errors import NmtError
@@ -71,6 +74,31 @@ def test_a_finished_run_rerun_averages_again_without_training(averaged_run, tmp_
     averaged_from = load_checkpoint(run / "checkpoints/average.pt")["averaged_from"]
     assert [Path(p).name for p in averaged_from] == ["step_9.pt", "step_12.pt"]
     assert last.stat().st_mtime_ns == before  # nothing trained, validated or saved again
+
+
+def test_a_finished_run_rerun_averages_the_checkpoints_up_to_best(averaged_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(averaged_run, run)
+    checkpoints = run / "checkpoints"  # copied without its hard links: best.pt is a file of its own
+    best = checkpoint_step(load_checkpoint(checkpoints / "best.pt"))
+    expected = [f"step_{n}.pt" for n in (3, 6, 9, 12) if n <= best][-2:]
+    result = run_cli("train", *RUN, "trainer.average_last=2", "trainer.average_until=best", "run_dir=run",
+                     f"data.cache_dir={averaged_run.parent / 'data/cache'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert [Path(p).name for p in load_checkpoint(checkpoints / "average.pt")["averaged_from"]] == expected
+    assert "average of the last" in (run / "train.log").read_text().split("up to best.pt")[-2]
+    # The script averages the same files by hand.
+    script = subprocess.run([sys.executable, str(ROOT / "scripts/average_checkpoints.py"), str(checkpoints),
+                             "--last", "2", "--until", "best", "--output", str(tmp_path / "by_hand.pt")],
+                            capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert script.returncode == 0, script.stderr.decode()
+    assert [Path(p).name for p in load_checkpoint(tmp_path / "by_hand.pt")["averaged_from"]] == expected
+
+
+def test_a_misspelt_average_until_is_one_line_naming_the_key(tmp_path):
+    result = run_cli("train", *RUN, "trainer.average_until=worst", "run_dir=run", cwd=tmp_path)
+    error = result.stderr.decode().strip()
+    assert result.returncode != 0 and "average_until" in error and "Traceback" not in error, error
 
 
 def test_averaging_more_checkpoints_than_are_kept_is_refused():

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.choices import Precision, Schedule, Source, SubwordModel
+from nmt.choices import AverageUntil, Precision, Schedule, Source, SubwordModel
 from nmt.config import GRUConfig, OptimConfig, SearchSettings, TrainerConfig
 from nmt.data.batching import collate
 from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
@@ -24,7 +24,7 @@ from nmt.models import build_model
 from nmt.models.checkpoint import load_checkpoint
 from nmt.training.distributed import DistInfo
 from nmt.training.optim import build_optimizer, lr_factor
-from nmt.training.state import TrainingProgress
+from nmt.training.state import TrainingProgress, average_window
 from nmt.training.trainer import Trainer
 from nmt.training.validation import ValidationSet
 
@@ -228,6 +228,45 @@ def test_a_run_stopped_by_patience_and_rerun_trains_no_further(tiny_cache, tmp_p
     result = rerun.fit()
     assert result["step"] == 4 and "no validation improvement" in result["reason"]
     assert result["average"]["steps"] == [2, 3, 4]
+
+
+def test_an_average_until_best_takes_the_checkpoints_ending_at_best_and_rotation_keeps_them(
+        tiny_cache, tmp_path, monkeypatch):
+    # Validations at steps 1-7, best at 3, patience ends it at 7; then the average's (12.5).
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 11.0, 13.0, 12.0, 11.0, 11.0, 11.0, 12.5],
+                               patience=4, max_steps=100, keep_last=2, average_last=2,
+                               average_until=AverageUntil.best)
+    result = trainer.fit()
+    assert result["step"] == 7 and result["average"]["steps"] == [2, 3]
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("step_*.pt")) == ["step_2.pt", "step_3.pt", "step_6.pt",
+                                                                     "step_7.pt"]
+    models = [load_checkpoint(checkpoints / f"step_{n}.pt")["model"] for n in (2, 3)]
+    average = load_checkpoint(checkpoints / "average.pt")["model"]
+    for key, value in average.items():
+        torch.testing.assert_close(value, (models[0][key].double() + models[1][key].double()).div(2).float())
+
+
+def test_a_run_from_before_best_step_rerun_with_average_until_best_finds_best_pt(tiny_cache, tmp_path, monkeypatch):
+    # Validations at steps 1-4 (best at 2), then the average's.
+    assert _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0, 11.5], patience=2,
+                            max_steps=100, keep_last=0, average_last=2).fit()["average"]["steps"] == [3, 4]
+    payload = load_checkpoint(tmp_path / "checkpoints/last.pt")
+    del payload["progress"]["best_step"]  # as written before the field existed
+    rerun = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, keep_last=0,
+                             average_last=2, average_until=AverageUntil.best)
+    rerun.resume(payload)
+    assert rerun.fit()["average"]["steps"] == [1, 2]
+
+
+def test_an_average_window_ends_at_the_step_asked_and_names_its_file_when_missing(tmp_path):
+    for step in (1, 2, 3):
+        (tmp_path / f"step_{step}.pt").write_bytes(bytes([step]))
+    assert [p.name for p in average_window(tmp_path, 5, 2)] == ["step_1.pt", "step_2.pt"]
+    assert [p.name for p in average_window(tmp_path, 1)] == ["step_3.pt"]
+    (tmp_path / "step_2.pt").unlink()  # rotated out; best.pt keeps the data
+    with pytest.raises(NmtError, match="step_2.pt: the best checkpoint's file is missing .*trainer.average_until=last"):
+        average_window(tmp_path, 2, 2)
 
 
 def test_a_run_stopped_by_patience_and_rerun_with_more_patience_trains_on(tiny_cache, tmp_path, monkeypatch):

@@ -10,9 +10,11 @@ from typing import Any
 
 import torch
 
-from nmt.models.checkpoint import average_checkpoints, save_checkpoint
+from nmt.errors import NmtError
+from nmt.models.checkpoint import average_checkpoints, checkpoint_step, load_checkpoint, save_checkpoint
 
-AVERAGE = "average.pt"  # in checkpoints/, the mean of the newest trainer.average_last step_N.pt
+AVERAGE = "average.pt"  # in checkpoints/, the mean of trainer.average_last step_N.pt
+BEST = "best.pt"
 
 
 @dataclass
@@ -26,6 +28,7 @@ class TrainingProgress:
     skipped_in_a_row: int = 0
     trained_seconds: float = 0.0  # wall clock from the first update, validations included
     target_tokens: int = 0  # of the updates counted in `step`, summed over all ranks
+    best_step: int = 0  # the step of best.pt; 0: none yet, or a checkpoint from before this field
 
     @classmethod
     def from_payload(cls, payload: dict) -> "TrainingProgress":
@@ -88,10 +91,30 @@ def periodic_checkpoints(directory: Path) -> list[Path]:
     return sorted(directory.glob("step_*.pt"), key=checkpoint_file_step)
 
 
-def write_average(directory: Path, count: int, output: Path) -> dict:
-    """Write the mean of the newest `count` step_N.pt in `directory` to `output`, atomically; its payload
+def average_window(directory: Path, count: int, end_step: int | None = None) -> list[Path]:
+    """The `count` step_N.pt in `directory` that end at the newest one, or at step_`end_step`.pt
+    (best.pt's step, for trainer.average_until=best), oldest first; fewer where fewer exist."""
+    files = periodic_checkpoints(directory)
+    if end_step is not None:
+        files = [path for path in files if checkpoint_file_step(path) <= end_step]
+        if not files or checkpoint_file_step(files[-1]) != end_step:
+            raise NmtError(f"{directory / f'step_{end_step}.pt'}: the best checkpoint's file is missing (rotated out "
+                           "before trainer.average_until=best?); average with trainer.average_until=last")
+    return files[-count:] if count > 0 else []
+
+
+def best_checkpoint_step(directory: Path) -> int:
+    """The step best.pt in `directory` was written at."""
+    step = checkpoint_step(load_checkpoint(directory / BEST))
+    if step is None:
+        raise NmtError(f"{directory / BEST}: has no training step; it is not a run's best checkpoint")
+    return step
+
+
+def write_average(directory: Path, count: int, output: Path, end_step: int | None = None) -> dict:
+    """Write the mean of `average_window`'s step_N.pt to `output`, atomically; its payload
     (`averaged_from` names the files, fewer than `count` where fewer exist)."""
-    payload = average_checkpoints(periodic_checkpoints(directory)[-count:])
+    payload = average_checkpoints(average_window(directory, count, end_step))
     save_checkpoint(output, payload)
     return payload
 

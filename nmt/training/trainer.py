@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from nmt.choices import Precision
+from nmt.choices import AverageUntil, Precision
 from nmt.config import ModelConfig, OptimConfig, SearchSettings, TrainerConfig
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.cache import EncodedSplit
@@ -28,8 +28,11 @@ from nmt.training.distributed import DistInfo, all_reduce_sum, barrier, broadcas
 from nmt.training.optim import build_optimizer
 from nmt.training.state import (
     AVERAGE,
+    BEST,
     TrainingParts,
     TrainingProgress,
+    average_window,
+    best_checkpoint_step,
     checkpoint_file_step,
     link_checkpoint,
     periodic_checkpoints,
@@ -105,6 +108,9 @@ class Trainer:
         # The checkpoint resumed from is never written or validated again: a finished run's was
         # validated, and a resume point (a signal's) stays last.pt until the next validation.
         self.validated_step = self.progress.step
+        if (self.settings.average_until is AverageUntil.best and not self.progress.best_step
+                and (self.checkpoints / BEST).exists()):
+            self.progress.best_step = best_checkpoint_step(self.checkpoints)  # a checkpoint from before best_step
         if payload["batching"] != self.batching():
             log.warning("batching changed since the checkpoint (%s, now %s): the current epoch starts over",
                         payload["batching"], self.batching())
@@ -124,13 +130,32 @@ class Trainer:
             if not resume_point:
                 link_checkpoint(path, last)
             if is_best:
-                link_checkpoint(path, self.checkpoints / "best.pt")
+                link_checkpoint(path, self.checkpoints / BEST)
         except OSError as error:
             raise NmtError(f"cannot write checkpoint {path}: {error.strerror}; "
                            "free space or fix permissions, the previous last.pt is intact") from None
-        keep = self.settings.keep_last
-        for old in periodic_checkpoints(self.checkpoints)[:-keep] if keep > 0 else []:
-            old.unlink()  # last.pt / best.pt are hard links and keep their data
+        self._rotate()
+
+    def _average_end(self) -> int | None:
+        """Where the average's window ends: None for the newest step_N.pt, or best.pt's step."""
+        return self.progress.best_step if self.settings.average_until is AverageUntil.best else None
+
+    def _rotate(self) -> None:
+        """Delete the periodic checkpoints past the newest `keep_last`, except those the run's average
+        will take; last.pt / best.pt are hard links and keep their data."""
+        s = self.settings
+        if s.keep_last == 0:
+            return
+        files = periodic_checkpoints(self.checkpoints)
+        kept = set(files[-s.keep_last:])
+        end = self._average_end()
+        # A run resumed with `best` after best's step_N.pt was rotated out has no window to keep; the
+        # average at its end says so.
+        if s.average_last and end is not None and (self.checkpoints / f"step_{end}.pt").exists():
+            kept |= set(average_window(self.checkpoints, s.average_last, end))
+        for old in files:
+            if old not in kept:
+                old.unlink()
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self) -> dict:
@@ -219,6 +244,8 @@ class Trainer:
         if self.dist.is_main and self.valid is not None:
             result = validate(self.model, self.valid, self.vocab, self.valid_search, self.device, self.precision)
             is_best = self._record(result)
+        if is_best:
+            self.progress.best_step = self.progress.step
         self.save(is_best)
         self.validated_step = self.progress.step
         barrier(self.dist)
@@ -244,7 +271,8 @@ class Trainer:
         files averaged and the validation (a collective: every rank calls it)."""
         result: dict = {}
         if self.dist.is_main:
-            payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE)
+            payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE,
+                                    self._average_end())
             steps = [checkpoint_file_step(path) for path in payload["averaged_from"]]
             result = {"checkpoints": len(steps), "steps": steps}
             if len(steps) < self.settings.average_last:
@@ -261,17 +289,21 @@ class Trainer:
 
     def _record_average(self, result: dict) -> None:
         """The average's validation beside the best single checkpoint's, in the log and TensorBoard.
-        Tags carry N, so the finished run rerun with other values of N draws each as its own series."""
+        Tags carry N and the window's end, so the finished run rerun with other values draws each as its
+        own series."""
         n, best = result["checkpoints"], self.progress.best_score
         first, last = result["steps"][0], result["steps"][-1]
+        to_best = self.settings.average_until is AverageUntil.best
         # best_score is the best BLEU, or minus the best loss when validation has no BLEU.
         best_name, best_value = ("bleu", best) if "bleu" in result else ("loss", -best)
-        log.info("average of the last %d checkpoints (steps %d-%d): valid loss %.3f ppl %.2f%s; "
-                 "best single checkpoint: %s %.3f", n, first, last, result["loss"], result["ppl"],
-                 f" bleu {result['bleu']:.3f}" if "bleu" in result else "", best_name, best_value)
+        log.info("average of the last %d checkpoints%s (steps %d-%d): valid loss %.3f ppl %.2f%s; "
+                 "best single checkpoint: %s %.3f", n, " up to best.pt" if to_best else "", first, last,
+                 result["loss"], result["ppl"], f" bleu {result['bleu']:.3f}" if "bleu" in result else "",
+                 best_name, best_value)
         for key in ("loss", "ppl", "bleu"):
             if key in result:
-                self.writer.add_scalar(f"average/{key}_last_{n}", result[key], self.progress.step)
+                self.writer.add_scalar(f"average/{key}_last_{n}{'_to_best' if to_best else ''}", result[key],
+                                       self.progress.step)
         self.writer.add_scalar(f"average/best_single_{best_name}", best_value, self.progress.step)
 
     def _log_progress(self) -> None:
