@@ -39,9 +39,12 @@ class LinearInit(Enum):
 class AverageUntil(Enum):
     """Which periodic checkpoint ends the window that trainer.average_last averages."""
 
+    # best when validation has not improved for trainer.patience validations (the run patience
+    # stops), last otherwise (a run bounded by updates, minutes or epochs)
+    auto = "auto"
     last = "last"  # the newest: a run bounded by updates ends on its best-trained checkpoints
     # best.pt's (fairseq's --checkpoint-upper-bound): a run that patience stops ends `patience`
-    # validations past its best, so the newest checkpoints are the ones validation ranked lower
+    # validations past its best, so its newest checkpoints are ones validation ranked lower
     best = "best"
 
 

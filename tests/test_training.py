@@ -219,25 +219,26 @@ def test_patience_stops_after_that_many_validations_without_improvement(tiny_cac
 def test_a_run_stopped_by_patience_and_rerun_trains_no_further(tiny_cache, tmp_path, monkeypatch):
     # Validations at steps 1-4, then the average's (11.5).
     first = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0, 11.5], patience=2,
-                             max_steps=100, average_last=2)
+                             max_steps=100, average_last=2, average_until=AverageUntil.last)
     assert first.fit()["step"] == 4
     # The rerun re-averages (another average_last) without a single update or validation: its one
     # score is the average's, and an update would validate step 5 and leave none for it.
-    rerun = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, average_last=3)
+    rerun = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, average_last=3,
+                             average_until=AverageUntil.last)
     rerun.resume(load_checkpoint(tmp_path / "checkpoints/last.pt"))
     result = rerun.fit()
     assert result["step"] == 4 and "no validation improvement" in result["reason"]
     assert result["average"]["steps"] == [2, 3, 4]
 
 
-def test_an_average_until_best_takes_the_checkpoints_ending_at_best_and_rotation_keeps_them(
+def test_an_average_after_patience_takes_the_checkpoints_ending_at_best_and_rotation_keeps_them(
         tiny_cache, tmp_path, monkeypatch):
-    # Validations at steps 1-7, best at 3, patience ends it at 7; then the average's (12.5).
+    # Validations at steps 1-7, best at 3, patience ends it at 7; then the average's (12.5). The
+    # default, auto, averages up to best because patience ran out.
     trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 11.0, 13.0, 12.0, 11.0, 11.0, 11.0, 12.5],
-                               patience=4, max_steps=100, keep_last=2, average_last=2,
-                               average_until=AverageUntil.best)
+                               patience=4, max_steps=100, keep_last=2, average_last=2)
     result = trainer.fit()
-    assert result["step"] == 7 and result["average"]["steps"] == [2, 3]
+    assert result["step"] == 7 and result["average"]["steps"] == [2, 3] and result["average"]["until"] == "best"
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("step_*.pt")) == ["step_2.pt", "step_3.pt", "step_6.pt",
                                                                      "step_7.pt"]
@@ -247,10 +248,20 @@ def test_an_average_until_best_takes_the_checkpoints_ending_at_best_and_rotation
         torch.testing.assert_close(value, (models[0][key].double() + models[1][key].double()).div(2).float())
 
 
+@pytest.mark.parametrize("until, steps", [(AverageUntil.auto, [4, 5]), (AverageUntil.best, [2, 3])])
+def test_an_average_at_a_budget_ends_at_the_newest_unless_best_is_asked(tiny_cache, tmp_path, monkeypatch, until,
+                                                                        steps):
+    # Best at 3, patience (4) not yet over when max_steps stops the run at 5.
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 11.0, 13.0, 12.0, 11.0, 12.5],
+                               patience=4, max_steps=5, keep_last=2, average_last=2, average_until=until)
+    assert trainer.fit()["average"]["steps"] == steps
+
+
 def test_a_run_from_before_best_step_rerun_with_average_until_best_finds_best_pt(tiny_cache, tmp_path, monkeypatch):
     # Validations at steps 1-4 (best at 2), then the average's.
     assert _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0, 11.5], patience=2,
-                            max_steps=100, keep_last=0, average_last=2).fit()["average"]["steps"] == [3, 4]
+                            max_steps=100, keep_last=0, average_last=2,
+                            average_until=AverageUntil.last).fit()["average"]["steps"] == [3, 4]
     payload = load_checkpoint(tmp_path / "checkpoints/last.pt")
     del payload["progress"]["best_step"]  # as written before the field existed
     rerun = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, keep_last=0,
@@ -337,7 +348,8 @@ def test_a_run_interrupted_off_the_validation_steps_and_resumed_ends_as_an_unint
     assert run(tmp_path / "stopped", signal_after=signal_after)["reason"] == "received SIGTERM"
     resumed = run(tmp_path / "stopped", resume=True)
     assert through["step"] == resumed["step"] == 10 and "no validation improvement" in resumed["reason"]
-    assert through["average"]["steps"] == resumed["average"]["steps"] == [8, 10]
+    # Patience ran out, so the average ends at best (step 4), which the resumed run knows too.
+    assert through["average"]["steps"] == resumed["average"]["steps"] == [2, 4]
     for directory in ("through", "stopped"):
         assert load_checkpoint(tmp_path / directory / "checkpoints/best.pt")["progress"]["step"] == 4
 
@@ -346,7 +358,8 @@ def test_a_run_that_reaches_its_end_is_averaged(tiny_cache, tmp_path, monkeypatc
     trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [1.0, 2.0, 3.0, 4.0, 3.5], max_steps=4,
                                average_last=2)
     result = trainer.fit()
-    assert result["average"] == {"checkpoints": 2, "steps": [3, 4], "loss": 1.0, "ppl": 2.7, "bleu": 3.5}
+    assert result["average"] == {"checkpoints": 2, "steps": [3, 4], "until": "last", "loss": 1.0, "ppl": 2.7,
+                                 "bleu": 3.5}
     assert (tmp_path / "checkpoints/average.pt").is_file()
 
 

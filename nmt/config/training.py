@@ -34,8 +34,9 @@ class TrainerConfig:
     # When the run ends, checkpoints/average.pt is the mean of the newest N step_N.pt, validated beside
     # best.pt so N can be chosen on validation (rerun the finished run with another N); 0: no average.
     average_last: int = 0
-    # last: the newest N; best: the N ending at best.pt, which periodic rotation then keeps as well.
-    average_until: AverageUntil = AverageUntil.last
+    # last: the newest N; best: the N ending at best.pt, which periodic rotation then keeps as well;
+    # auto: best once patience has run out, else last.
+    average_until: AverageUntil = AverageUntil.auto
     patience: int = 0  # validations without BLEU improvement before stopping; 0: never
     threads: int = 0  # CPU threads for torch; 0: torch's default
     # Stop after this many consecutive non-finite losses instead of training on garbage.

@@ -108,7 +108,7 @@ class Trainer:
         # The checkpoint resumed from is never written or validated again: a finished run's was
         # validated, and a resume point (a signal's) stays last.pt until the next validation.
         self.validated_step = self.progress.step
-        if (self.settings.average_until is AverageUntil.best and not self.progress.best_step
+        if (self.settings.average_until is not AverageUntil.last and not self.progress.best_step
                 and (self.checkpoints / BEST).exists()):
             self.progress.best_step = best_checkpoint_step(self.checkpoints)  # a checkpoint from before best_step
         if payload["batching"] != self.batching():
@@ -136,9 +136,11 @@ class Trainer:
                            "free space or fix permissions, the previous last.pt is intact") from None
         self._rotate()
 
-    def _average_end(self) -> int | None:
+    def _average_end(self, until: AverageUntil) -> int | None:
         """Where the average's window ends: None for the newest step_N.pt, or best.pt's step."""
-        return self.progress.best_step if self.settings.average_until is AverageUntil.best else None
+        patience_over = 0 < self.settings.patience <= self.progress.bad_validations
+        to_best = until is AverageUntil.best or (until is AverageUntil.auto and patience_over)
+        return self.progress.best_step if to_best else None
 
     def _rotate(self) -> None:
         """Delete the periodic checkpoints past the newest `keep_last`, except those the run's average
@@ -148,10 +150,11 @@ class Trainer:
             return
         files = periodic_checkpoints(self.checkpoints)
         kept = set(files[-s.keep_last:])
-        end = self._average_end()
-        # A run resumed with `best` after best's step_N.pt was rotated out has no window to keep; the
-        # average at its end says so.
-        if s.average_last and end is not None and (self.checkpoints / f"step_{end}.pt").exists():
+        # auto keeps best's window too, in case patience ends the run. A run resumed with `best` after
+        # best's step_N.pt was rotated out has no window to keep; the average at its end says so.
+        end = self.progress.best_step
+        to_best = s.average_until is not AverageUntil.last
+        if s.average_last and to_best and (self.checkpoints / f"step_{end}.pt").exists():
             kept |= set(average_window(self.checkpoints, s.average_last, end))
         for old in files:
             if old not in kept:
@@ -271,10 +274,10 @@ class Trainer:
         files averaged and the validation (a collective: every rank calls it)."""
         result: dict = {}
         if self.dist.is_main:
-            payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE,
-                                    self._average_end())
+            end = self._average_end(self.settings.average_until)
+            payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE, end)
             steps = [checkpoint_file_step(path) for path in payload["averaged_from"]]
-            result = {"checkpoints": len(steps), "steps": steps}
+            result = {"checkpoints": len(steps), "steps": steps, "until": "last" if end is None else "best"}
             if len(steps) < self.settings.average_last:
                 log.warning("only %d checkpoints to average, not trainer.average_last=%d", len(steps),
                             self.settings.average_last)
@@ -293,7 +296,7 @@ class Trainer:
         own series."""
         n, best = result["checkpoints"], self.progress.best_score
         first, last = result["steps"][0], result["steps"][-1]
-        to_best = self.settings.average_until is AverageUntil.best
+        to_best = result["until"] == "best"
         # best_score is the best BLEU, or minus the best loss when validation has no BLEU.
         best_name, best_value = ("bleu", best) if "bleu" in result else ("loss", -best)
         log.info("average of the last %d checkpoints%s (steps %d-%d): valid loss %.3f ppl %.2f%s; "
