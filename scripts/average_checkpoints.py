@@ -19,7 +19,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="a checkpoints directory, or checkpoint files")
     parser.add_argument("--last", type=int, default=5, help="with a directory: how many step_N.pt")
-    parser.add_argument("--until", choices=[u.value for u in AverageUntil], default=AverageUntil.last.value,
+    parser.add_argument("--until", choices=[AverageUntil.last.value, AverageUntil.best.value], default="last",
                         help="with a directory: the N end at the newest step_N.pt or at best.pt's")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()

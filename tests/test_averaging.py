@@ -1,5 +1,6 @@
-"""Averaging as the last step of a run: checkpoints/average.pt is the mean of the newest
-trainer.average_last step_N.pt, validated beside the best one, and translates like any checkpoint."""
+"""Averaging as the last step of a run: checkpoints/average.pt is the mean of trainer.average_last
+step_N.pt (the newest, or those up to best.pt), validated beside the best one, and translates like any
+checkpoint."""
 
 import os
 import shutil
@@ -80,18 +81,23 @@ def test_a_finished_run_rerun_averages_the_checkpoints_up_to_best(averaged_run, 
     run = tmp_path / "run"
     shutil.copytree(averaged_run, run)
     checkpoints = run / "checkpoints"  # copied without its hard links: best.pt is a file of its own
-    best = checkpoint_step(load_checkpoint(checkpoints / "best.pt"))
-    expected = [f"step_{n}.pt" for n in (3, 6, 9, 12) if n <= best][-2:]
+    # As if validation had ranked step 6 best, whatever the tiny run's own scores were.
+    last = load_checkpoint(checkpoints / "last.pt")
+    last["progress"]["best_step"] = 6
+    torch.save(last, checkpoints / "last.pt")
     result = run_cli("train", *RUN, "trainer.average_last=2", "trainer.average_until=best", "run_dir=run",
                      f"data.cache_dir={averaged_run.parent / 'data/cache'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
-    assert [Path(p).name for p in load_checkpoint(checkpoints / "average.pt")["averaged_from"]] == expected
-    assert "average of the last" in (run / "train.log").read_text().split("up to best.pt")[-2]
-    # The script averages the same files by hand.
+    assert [Path(p).name for p in load_checkpoint(checkpoints / "average.pt")["averaged_from"]] == ["step_3.pt",
+                                                                                                "step_6.pt"]
+    assert "average of the last 2 checkpoints up to best.pt (steps 3-6): valid loss" in (run / "train.log").read_text()
+    # The script averages up to best.pt's own step (the tiny run's), as the file says.
+    best = checkpoint_step(load_checkpoint(checkpoints / "best.pt"))
     script = subprocess.run([sys.executable, str(ROOT / "scripts/average_checkpoints.py"), str(checkpoints),
                              "--last", "2", "--until", "best", "--output", str(tmp_path / "by_hand.pt")],
                             capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert script.returncode == 0, script.stderr.decode()
+    expected = [f"step_{n}.pt" for n in (3, 6, 9, 12) if n <= best][-2:]
     assert [Path(p).name for p in load_checkpoint(tmp_path / "by_hand.pt")["averaged_from"]] == expected
 
 

@@ -270,6 +270,25 @@ def test_a_run_from_before_best_step_rerun_with_average_until_best_finds_best_pt
     assert rerun.fit()["average"]["steps"] == [1, 2]
 
 
+def test_a_run_trained_without_averaging_averages_the_newest_when_best_s_file_is_gone(tiny_cache, tmp_path,
+                                                                                      monkeypatch, caplog):
+    # Best at 2, patience ends it at 4; with no average asked, rotation kept only steps 3 and 4.
+    _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 12.0, 11.0, 11.0], patience=2, max_steps=100,
+                     keep_last=2).fit()
+    payload = load_checkpoint(tmp_path / "checkpoints/last.pt")
+    auto = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, keep_last=2,
+                            average_last=2)
+    auto.resume(payload)
+    with caplog.at_level(logging.WARNING):
+        assert auto.fit()["average"]["steps"] == [3, 4]
+    assert "best.pt's step_2.pt was rotated out: averaging the newest" in caplog.text
+    best = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [5.0], patience=2, max_steps=100, keep_last=2,
+                            average_last=2, average_until=AverageUntil.best)
+    best.resume(payload)
+    with pytest.raises(NmtError, match="step_2.pt: the best checkpoint's file is missing"):
+        best.fit()
+
+
 def test_an_average_window_ends_at_the_step_asked_and_names_its_file_when_missing(tmp_path):
     for step in (1, 2, 3):
         (tmp_path / f"step_{step}.pt").write_bytes(bytes([step]))

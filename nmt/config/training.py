@@ -30,12 +30,13 @@ class TrainerConfig:
     log_every: int = 50
     valid_every: int = 500  # steps between validations; also saves checkpoints
     valid_bleu: bool = True  # decoded with the run's `decode` settings (greedy by default: fast, ranks well)
-    keep_last: int = 5  # periodic checkpoints kept; 0: all
-    # When the run ends, checkpoints/average.pt is the mean of the newest N step_N.pt, validated beside
-    # best.pt so N can be chosen on validation (rerun the finished run with another N); 0: no average.
+    # Periodic checkpoints kept, the newest, and best.pt's average_last unless average_until=last; 0: all.
+    keep_last: int = 5
+    # When the run ends, checkpoints/average.pt is the mean of N step_N.pt, validated beside best.pt so
+    # N can be chosen on validation (rerun the finished run with another N); 0: no average.
     average_last: int = 0
-    # last: the newest N; best: the N ending at best.pt, which periodic rotation then keeps as well;
-    # auto: best once patience has run out, else last.
+    # Which N: last, the newest; best, those ending at best.pt; auto, best once patience has run out,
+    # else last.
     average_until: AverageUntil = AverageUntil.auto
     patience: int = 0  # validations without BLEU improvement before stopping; 0: never
     threads: int = 0  # CPU threads for torch; 0: torch's default

@@ -93,13 +93,13 @@ def periodic_checkpoints(directory: Path) -> list[Path]:
 
 def average_window(directory: Path, count: int, end_step: int | None = None) -> list[Path]:
     """The `count` step_N.pt in `directory` that end at the newest one, or at step_`end_step`.pt
-    (best.pt's step, for trainer.average_until=best), oldest first; fewer where fewer exist."""
+    (best.pt's step, to average up to best), oldest first; fewer where fewer exist."""
     files = periodic_checkpoints(directory)
     if end_step is not None:
         files = [path for path in files if checkpoint_file_step(path) <= end_step]
         if not files or checkpoint_file_step(files[-1]) != end_step:
-            raise NmtError(f"{directory / f'step_{end_step}.pt'}: the best checkpoint's file is missing (rotated out "
-                           "before trainer.average_until=best?); average with trainer.average_until=last")
+            raise NmtError(f"{directory / f'step_{end_step}.pt'}: the best checkpoint's file is missing (rotated "
+                           "out); average the newest instead (trainer.average_until=last, or --until last)")
     return files[-count:] if count > 0 else []
 
 

@@ -108,9 +108,10 @@ class Trainer:
         # The checkpoint resumed from is never written or validated again: a finished run's was
         # validated, and a resume point (a signal's) stays last.pt until the next validation.
         self.validated_step = self.progress.step
-        if (self.settings.average_until is not AverageUntil.last and not self.progress.best_step
-                and (self.checkpoints / BEST).exists()):
-            self.progress.best_step = best_checkpoint_step(self.checkpoints)  # a checkpoint from before best_step
+        # A checkpoint from before best_step: best.pt knows its own step (rank 0 alone rotates and averages).
+        if (self.dist.is_main and self.settings.average_last and self.settings.average_until is not AverageUntil.last
+                and not self.progress.best_step and (self.checkpoints / BEST).exists()):
+            self.progress.best_step = best_checkpoint_step(self.checkpoints)
         if payload["batching"] != self.batching():
             log.warning("batching changed since the checkpoint (%s, now %s): the current epoch starts over",
                         payload["batching"], self.batching())
@@ -136,11 +137,22 @@ class Trainer:
                            "free space or fix permissions, the previous last.pt is intact") from None
         self._rotate()
 
-    def _average_end(self, until: AverageUntil) -> int | None:
+    def _average_end(self) -> int | None:
         """Where the average's window ends: None for the newest step_N.pt, or best.pt's step."""
-        patience_over = 0 < self.settings.patience <= self.progress.bad_validations
-        to_best = until is AverageUntil.best or (until is AverageUntil.auto and patience_over)
-        return self.progress.best_step if to_best else None
+        until, best = self.settings.average_until, self.progress.best_step
+        if until is AverageUntil.best:
+            if not best:
+                raise NmtError(f"{self.checkpoints / BEST}: the run has no best checkpoint to average up to; "
+                               "average with trainer.average_until=last")
+            return best
+        if until is AverageUntil.last or not 0 < self.settings.patience <= self.progress.bad_validations:
+            return None
+        if not (self.checkpoints / f"step_{best}.pt").exists():
+            # A run trained without averaging, or before best's window was kept, rerun to average.
+            log.warning("patience ran out, but best.pt's step_%d.pt was rotated out: averaging the newest "
+                        "checkpoints instead", best)
+            return None
+        return best
 
     def _rotate(self) -> None:
         """Delete the periodic checkpoints past the newest `keep_last`, except those the run's average
@@ -150,8 +162,8 @@ class Trainer:
             return
         files = periodic_checkpoints(self.checkpoints)
         kept = set(files[-s.keep_last:])
-        # auto keeps best's window too, in case patience ends the run. A run resumed with `best` after
-        # best's step_N.pt was rotated out has no window to keep; the average at its end says so.
+        # auto keeps best's window too, for the case that patience ends the run. A run resumed with
+        # `best` after best's step_N.pt was rotated out has no window to keep; its average says so.
         end = self.progress.best_step
         to_best = s.average_until is not AverageUntil.last
         if s.average_last and to_best and (self.checkpoints / f"step_{end}.pt").exists():
@@ -270,11 +282,11 @@ class Trainer:
         return is_best
 
     def _average(self) -> dict:
-        """Rank 0 writes average.pt from the newest `average_last` checkpoints and validates it; the
-        files averaged and the validation (a collective: every rank calls it)."""
+        """Rank 0 writes average.pt from `average_last` checkpoints (the newest, or those up to best.pt's)
+        and validates it; the files averaged and the validation (a collective: every rank calls it)."""
         result: dict = {}
         if self.dist.is_main:
-            end = self._average_end(self.settings.average_until)
+            end = self._average_end()
             payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE, end)
             steps = [checkpoint_file_step(path) for path in payload["averaged_from"]]
             result = {"checkpoints": len(steps), "steps": steps, "until": "last" if end is None else "best"}
