@@ -98,7 +98,7 @@ def average_window(directory: Path, count: int, end_step: int | None = None) -> 
     if end_step is not None:
         files = [path for path in files if checkpoint_file_step(path) <= end_step]
         if not files or checkpoint_file_step(files[-1]) != end_step:
-            raise NmtError(f"{directory / f'step_{end_step}.pt'}: the best checkpoint's file is missing (rotated "
+            raise NmtError(f"{step_file(directory, end_step)}: the best checkpoint's file is missing (rotated "
                            "out); average the newest instead (trainer.average_until=last, or --until last)")
     return files[-count:] if count > 0 else []
 
@@ -117,6 +117,11 @@ def write_average(directory: Path, count: int, output: Path, end_step: int | Non
     payload = average_checkpoints(average_window(directory, count, end_step))
     save_checkpoint(output, payload)
     return payload
+
+
+def step_file(directory: Path, step: int) -> Path:
+    """The periodic checkpoint of `step` in `directory`: step_N.pt."""
+    return directory / f"step_{step}.pt"
 
 
 def checkpoint_file_step(path: str | Path) -> int:

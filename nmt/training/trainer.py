@@ -38,6 +38,7 @@ from nmt.training.state import (
     periodic_checkpoints,
     restore_training,
     rng_state,
+    step_file,
     training_payload,
     write_average,
 )
@@ -124,7 +125,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         last = self.checkpoints / "last.pt"
-        path = last if resume_point else self.checkpoints / f"step_{self.progress.step}.pt"
+        path = last if resume_point else step_file(self.checkpoints, self.progress.step)
         payload = model_payload(self.model, self.model_config, self.vocab.proto)
         try:
             save_checkpoint(path, payload | training_payload(self.parts, self.progress, self.batching(), rng_states))
@@ -147,7 +148,7 @@ class Trainer:
             return best
         if until is AverageUntil.last or not 0 < self.settings.patience <= self.progress.bad_validations:
             return None
-        if not (self.checkpoints / f"step_{best}.pt").exists():
+        if not step_file(self.checkpoints, best).exists():
             # A run trained without averaging, or before best's window was kept, rerun to average.
             log.warning("patience ran out, but best.pt's step_%d.pt was rotated out: averaging the newest "
                         "checkpoints instead", best)
@@ -164,10 +165,9 @@ class Trainer:
         kept = set(files[-s.keep_last:])
         # auto keeps best's window too, for the case that patience ends the run. A run resumed with
         # `best` after best's step_N.pt was rotated out has no window to keep; its average says so.
-        end = self.progress.best_step
-        to_best = s.average_until is not AverageUntil.last
-        if s.average_last and to_best and (self.checkpoints / f"step_{end}.pt").exists():
-            kept |= set(average_window(self.checkpoints, s.average_last, end))
+        best = self.progress.best_step
+        if s.average_last and s.average_until is not AverageUntil.last and step_file(self.checkpoints, best).exists():
+            kept |= set(average_window(self.checkpoints, s.average_last, best))
         for old in files:
             if old not in kept:
                 old.unlink()
