@@ -3,6 +3,7 @@ step_N.pt (the newest, or those up to best.pt), validated beside the best one, a
 checkpoint."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from conftest import ROOT, TINY_DATA, run_cli
 
 from nmt.config import TrainerConfig
 from nmt.errors import NmtError
-from nmt.models.checkpoint import checkpoint_step, load_checkpoint
+from nmt.models.checkpoint import checkpoint_step, load_checkpoint, running_averages
 
 # Checkpoints at steps 3, 6, 9 and 12; the last three are averaged.
 RUN = (*TINY_DATA, "model.embed_dim=32", "model.hidden_dim=48", "trainer.max_steps=12", "trainer.valid_every=3",
@@ -43,6 +44,29 @@ def test_a_finished_run_writes_the_mean_of_its_last_checkpoints(averaged_run):
     torch.testing.assert_close(average["model"], _mean_of(inputs), rtol=1e-6, atol=1e-8)
     last = load_checkpoint(checkpoints / "last.pt")["model"]
     assert any(not torch.equal(average["model"][k], last[k]) for k in last)
+
+
+def test_the_running_averages_are_the_means_of_the_windows_ending_at_the_newest(averaged_run):
+    paths = [averaged_run / f"checkpoints/step_{n}.pt" for n in (3, 6, 9, 12)]
+    averages = list(running_averages(paths))
+    assert len(averages) == 4
+    for count, average in enumerate(averages, 1):
+        assert average["averaged_from"] == [str(p) for p in paths[-count:]]
+        torch.testing.assert_close(average["model"], _mean_of(paths[-count:]), rtol=1e-6, atol=1e-8)
+
+
+def test_a_finished_run_rerun_with_average_select_writes_the_n_validation_chose(averaged_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(averaged_run, run)
+    result = run_cli("train", *RUN, "trainer.average_select=true", "run_dir=run",
+                     f"data.cache_dir={averaged_run.parent / 'data/cache'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    log = (run / "train.log").read_text()
+    for window in ("1 checkpoints (steps 12-12)", "2 checkpoints (steps 9-12)", "3 checkpoints (steps 6-12)"):
+        assert f"average of the last {window}: valid loss" in log
+    chosen = int(re.search(r"chose the average of (\d) checkpoints on validation \(of 1-3\)", log).group(1))
+    averaged_from = load_checkpoint(run / "checkpoints/average.pt")["averaged_from"]
+    assert [Path(p).name for p in averaged_from] == [f"step_{n}.pt" for n in (6, 9, 12)][-chosen:]
 
 
 def test_an_average_has_no_training_step(averaged_run):

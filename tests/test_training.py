@@ -248,6 +248,41 @@ def test_an_average_after_patience_takes_the_checkpoints_ending_at_best_and_rota
         torch.testing.assert_close(value, (models[0][key].double() + models[1][key].double()).div(2).float())
 
 
+def _mean_of_steps(checkpoints, steps):
+    models = [load_checkpoint(checkpoints / f"step_{n}.pt")["model"] for n in steps]
+    return {key: torch.stack([m[key].double() for m in models]).mean(0).float() for key in models[0]}
+
+
+@pytest.mark.parametrize(("average_scores", "chosen"), [([11.0, 14.0, 12.0], 2), ([12.0, 12.0, 11.0], 2),
+                                                         ([13.0, 12.0, 11.0], 1)])
+def test_average_select_writes_the_average_that_validates_best(tiny_cache, tmp_path, monkeypatch, average_scores,
+                                                               chosen):
+    # Validations at steps 1-4, then the averages of the newest 1, 2 and 3; ties go to the larger N.
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 11.0, 12.0, 13.0, *average_scores],
+                               max_steps=4, keep_last=0, average_last=3, average_select=True)
+    result = trainer.fit()["average"]
+    assert result["chosen_from"] == {1: average_scores[0], 2: average_scores[1], 3: average_scores[2]}
+    assert result["checkpoints"] == chosen and result["steps"] == list(range(5 - chosen, 5))
+    checkpoints = tmp_path / "checkpoints"
+    torch.testing.assert_close(load_checkpoint(checkpoints / "average.pt")["model"],
+                               _mean_of_steps(checkpoints, result["steps"]), rtol=1e-6, atol=1e-8)
+
+
+def test_average_select_chooses_among_the_windows_ending_at_best_after_patience(tiny_cache, tmp_path, monkeypatch):
+    # Best at 3, patience ends it at 6; the averages up to best: steps 3 (12.0), 2-3 (12.5), 1-3 (11.0).
+    trainer = _fitting_trainer(tiny_cache, tmp_path, monkeypatch, [10.0, 11.0, 13.0, 12.0, 12.0, 12.0,
+                                                                   12.0, 12.5, 11.0],
+                               patience=3, max_steps=100, keep_last=3, average_last=3, average_select=True)
+    result = trainer.fit()["average"]
+    assert result["until"] == "best" and result["steps"] == [2, 3]
+
+
+def test_average_select_without_validation_data_is_one_line(tiny_cache, tmp_path):
+    trainer = _trainer(tiny_cache, tmp_path, max_steps=2, valid_every=1, average_last=2, average_select=True)
+    with pytest.raises(NmtError, match="trainer.average_select: the run has no validation data"):
+        trainer.fit()
+
+
 @pytest.mark.parametrize("until, steps", [(AverageUntil.auto, [4, 5]), (AverageUntil.best, [2, 3])])
 def test_an_average_at_a_budget_ends_at_the_newest_unless_best_is_asked(tiny_cache, tmp_path, monkeypatch, until,
                                                                         steps):

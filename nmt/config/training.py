@@ -38,6 +38,11 @@ class TrainerConfig:
     # Which N: last, the newest; best, those ending at best.pt; auto, best once patience has run out,
     # else last.
     average_until: AverageUntil = AverageUntil.auto
+    # Choose N on validation: average.pt is whichever of the averages of 1..average_last checkpoints
+    # (every window ending at the same step) validates best, ties to the larger N. Each costs one
+    # validation; every score is logged. The best N varies by how the run ended: 8 at patience and 3 at
+    # 2,000 updates for the Multi30k GRU (docs/multi30k.md).
+    average_select: bool = False
     patience: int = 0  # validations without BLEU improvement before stopping; 0: never
     threads: int = 0  # CPU threads for torch; 0: torch's default
     # Stop after this many consecutive non-finite losses instead of training on garbage.

@@ -5,6 +5,7 @@ so translation needs nothing else. A training run adds its own state (nmt.traini
 """
 
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -108,21 +109,32 @@ def describe_mismatch(payload: dict, config: ModelConfig, vocab_proto: bytes) ->
 
 
 def average_checkpoints(paths: list[Path]) -> dict:
-    """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1). One checkpoint
-    is held at a time beside the running sums, however many are averaged."""
+    """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1)."""
+    *_, average = running_averages(paths)
+    return average
+
+
+def running_averages(paths: list[Path]) -> Iterator[dict]:
+    """The means of the newest 1, 2, ... len(paths) of `paths` (oldest first), every window ending at
+    the newest, so choosing how many to average on validation loads each checkpoint once. One
+    checkpoint is held at a time beside the running sums."""
     if not paths:
         raise NmtError("no checkpoints to average")
-    first = load_checkpoint(paths[0])
-    model = first.pop("model")
-    kept = {key: first[key] for key in ("model_kind", "model_config", "vocab")}
-    del first  # a training checkpoint also holds the optimizer's state
+    newest = load_checkpoint(paths[-1])
+    model = newest.pop("model")
+    kept = {key: newest[key] for key in ("model_kind", "model_config", "vocab")}
+    del newest  # a training checkpoint also holds the optimizer's state
     sums = {key: value.double() for key, value in model.items() if value.is_floating_point()}
-    for path in paths[1:]:
-        payload = load_checkpoint(path)
-        if payload["model_config"] != kept["model_config"] or payload["model_kind"] != kept["model_kind"]:
-            raise NmtError(f"checkpoint {path}: a different model from {paths[0]}; only average one run's checkpoints")
-        for key, total in sums.items():
-            total += payload["model"][key].double()
-    averaged = {key: sums[key].div(len(paths)).to(value.dtype) if key in sums else value
-                for key, value in model.items()}
-    return kept | {"format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths]}
+    for count in range(1, len(paths) + 1):
+        if count > 1:
+            path = paths[-count]
+            payload = load_checkpoint(path)
+            if payload["model_config"] != kept["model_config"] or payload["model_kind"] != kept["model_kind"]:
+                raise NmtError(f"checkpoint {path}: a different model from {paths[-1]}; "
+                               "only average one run's checkpoints")
+            for key, total in sums.items():
+                total += payload["model"][key].double()
+            del payload
+        averaged = {key: sums[key].div(count).to(value.dtype) if key in sums else value
+                    for key, value in model.items()}
+        yield kept | {"format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths[-count:]]}

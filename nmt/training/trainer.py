@@ -22,7 +22,7 @@ from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.cache import EncodedSplit
 from nmt.data.vocab import Vocab
 from nmt.errors import NmtError
-from nmt.models.checkpoint import load_model, model_payload, save_checkpoint
+from nmt.models.checkpoint import average_checkpoints, load_model, model_payload, running_averages, save_checkpoint
 from nmt.models.interface import EncoderDecoder
 from nmt.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, gather_objects
 from nmt.training.optim import build_optimizer
@@ -40,7 +40,6 @@ from nmt.training.state import (
     rng_state,
     step_file,
     training_payload,
-    write_average,
 )
 from nmt.training.update import Updater, UpdateResult, UpdateSettings
 from nmt.training.validation import ValidationSet, attention_picture, validate
@@ -282,22 +281,38 @@ class Trainer:
         return is_best
 
     def _average(self) -> dict:
-        """Rank 0 writes average.pt from `average_last` checkpoints (the newest, or those up to best.pt's)
-        and validates it; the files averaged and the validation (a collective: every rank calls it)."""
+        """Rank 0 writes average.pt from `average_last` checkpoints (the newest, or those up to best.pt's),
+        or from as many of them as validate best, and validates it; the files averaged and the
+        validation (a collective: every rank calls it)."""
         result: dict = {}
+        s = self.settings
         if self.dist.is_main:
+            if s.average_select and self.valid is None:
+                raise NmtError("trainer.average_select: the run has no validation data to choose N on; "
+                               "give data a validation split or set trainer.average_select=false")
             end = self._average_end()
-            payload = write_average(self.checkpoints, self.settings.average_last, self.checkpoints / AVERAGE, end)
-            steps = [checkpoint_file_step(path) for path in payload["averaged_from"]]
-            result = {"checkpoints": len(steps), "steps": steps, "until": "last" if end is None else "best"}
-            if len(steps) < self.settings.average_last:
-                log.warning("only %d checkpoints to average, not trainer.average_last=%d", len(steps),
-                            self.settings.average_last)
-            if self.valid is not None:
-                model, _ = load_model(payload)  # as translate and serve load it
-                result |= validate(model.to(self.device), self.valid, self.vocab, self.valid_search, self.device,
-                                   self.precision)
-                self._record_average(result)
+            window = average_window(self.checkpoints, s.average_last, end)
+            if len(window) < s.average_last:
+                log.warning("only %d checkpoints to average, not trainer.average_last=%d", len(window),
+                            s.average_last)
+            chosen, scores = None, {}
+            for payload in running_averages(window) if s.average_select else [average_checkpoints(window)]:
+                steps = [checkpoint_file_step(path) for path in payload["averaged_from"]]
+                candidate = {"checkpoints": len(steps), "steps": steps, "until": "last" if end is None else "best"}
+                if self.valid is not None:
+                    model, _ = load_model(payload)  # as translate and serve load it
+                    candidate |= validate(model.to(self.device), self.valid, self.vocab, self.valid_search,
+                                          self.device, self.precision)
+                    self._record_average(candidate)
+                    scores[len(steps)] = candidate.get("bleu", -candidate["loss"])
+                # Ties go to the larger N, the smoother average.
+                if chosen is None or scores[len(steps)] >= max(scores.values()):
+                    chosen, result = payload, candidate
+            save_checkpoint(self.checkpoints / AVERAGE, chosen)
+            if s.average_select:
+                result["chosen_from"] = scores
+                log.info("chose the average of %d checkpoints on validation (of 1-%d)", result["checkpoints"],
+                         len(window))
             log.info("wrote %s", self.checkpoints / AVERAGE)
         barrier(self.dist)
         return result
