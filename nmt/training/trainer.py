@@ -292,7 +292,7 @@ class Trainer:
                                "give data a validation split or set trainer.average_select=false")
             end = self._average_end()
             window = average_window(self.checkpoints, s.average_last, end)
-            if len(window) < s.average_last:
+            if len(window) < s.average_last and not s.average_select:  # a bound when selecting
                 log.warning("only %d checkpoints to average, not trainer.average_last=%d", len(window),
                             s.average_last)
             chosen, scores = None, {}
