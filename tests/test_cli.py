@@ -166,7 +166,8 @@ def test_every_experiment_composes_and_passes_its_checks(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).name == experiment
 
 
-# The GRU's R-Drop preset keeps the peak rate it was run and chosen at, which its base has since left.
+# The R-Drop presets keep the peak rate (the GRU's) and the fixed N they were run and chosen at,
+# which their bases have since left.
 @pytest.mark.parametrize("base,rdrop_lr", [("multi30k_transformer", 0.003), ("multi30k_gru", 0.003)])
 def test_each_rdrop_preset_is_its_base_preset_with_rdrop_and_nothing_else(base, rdrop_lr):
     preset, rdrop = (OmegaConf.to_container(compose_config("train", [f"experiment={name}"]))
@@ -174,6 +175,9 @@ def test_each_rdrop_preset_is_its_base_preset_with_rdrop_and_nothing_else(base, 
     assert rdrop["trainer"].pop("rdrop_alpha") == 5 and preset["trainer"].pop("rdrop_alpha") == 0
     assert rdrop.pop("name") == f"{base}_rdrop" and preset.pop("name") == base
     assert rdrop["optim"].pop("lr") == rdrop_lr
+    assert (rdrop["trainer"].pop("average_last"), rdrop["trainer"].pop("average_select")) == (3, False)
+    for key in ("average_last", "average_select"):
+        preset["trainer"].pop(key)
     preset["optim"].pop("lr")
     assert rdrop == preset
 

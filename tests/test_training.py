@@ -441,6 +441,21 @@ def test_bf16_on_a_cpu_runs_the_layers_in_bf16_and_learns_as_fp32_does(tiny_cach
     assert losses[Precision.bf16][-1] == pytest.approx(losses[Precision.fp32][-1], rel=0.01)
 
 
+def test_rdrop_from_makes_plain_updates_until_that_step_then_rdrop_ones(tiny_cache, tmp_path):
+    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.3)
+    runs = {"late": {"rdrop_alpha": 5.0, "rdrop_from": 2}, "plain": {}, "rdrop": {"rdrop_alpha": 5.0}}
+    results = {}
+    for name, settings in runs.items():
+        trainer = _trainer(tiny_cache, tmp_path / name, model_config=config, **settings)
+        torch.manual_seed(3)  # the same dropout masks while the updates are the same
+        results[name] = [trainer.step([np.arange(8 * i, 8 * i + 8)]) for i in range(3)]
+    # Steps 0 and 1 (the first two updates) are plain ones: the same losses and parameters as a plain run.
+    assert [r.loss for r in results["late"][:2]] == [r.loss for r in results["plain"][:2]]
+    assert [r.rdrop_kl for r in results["late"]][:2] == [0.0, 0.0] and results["late"][2].rdrop_kl > 1e-4
+    assert results["rdrop"][0].rdrop_kl > 1e-4
+    assert results["late"][2].loss != results["plain"][2].loss
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_an_rdrop_update_gives_the_gradient_of_the_criterion_over_the_batch_twice(tiny_cache, tmp_path, dropout):
     config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=dropout)

@@ -25,6 +25,9 @@ class TrainerConfig:
     # masks, and the loss adds alpha times half the symmetric KL between the two predictions to their
     # cross-entropies (training/loss.py). About twice an update's time and activation memory; 0: off.
     rdrop_alpha: float = 0.0
+    # The update R-Drop starts at; the updates before it are plain ones. R-Drop regularizes a model that
+    # has begun to overfit, and early on it only halves the updates per CPU minute.
+    rdrop_from: int = 0
     precision: Precision = Precision.auto
     compile: bool = False
     log_every: int = 50
@@ -53,6 +56,7 @@ class TrainerConfig:
         require(self.valid_every >= 1, "trainer.valid_every", "must be at least 1")
         require(self.accumulate >= 1, "trainer.accumulate", "must be at least 1")
         require(self.rdrop_alpha >= 0, "trainer.rdrop_alpha", "must be >= 0 (0: off)")
+        require(self.rdrop_from >= 0, "trainer.rdrop_from", "must be >= 0 (0: from the first update)")
         require(self.average_last >= 0, "trainer.average_last", "must be >= 0 (0: no average)")
         # Only kept checkpoints can be averaged.
         require(self.keep_last == 0 or self.average_last <= self.keep_last, "trainer.average_last",

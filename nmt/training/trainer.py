@@ -87,7 +87,8 @@ class Trainer:
         net = DistributedDataParallel(net) if dist.enabled else net
         self.updater = Updater(net=net, parts=self.parts, precision=precision, device=device, dist=dist,
                                settings=UpdateSettings(settings.label_smoothing, settings.clip_norm,
-                                                       settings.max_bad_steps, settings.rdrop_alpha))
+                                                       settings.max_bad_steps, settings.rdrop_alpha,
+                                                       settings.rdrop_from))
         self.validated_step = -1
         self.writer = None
         if dist.is_main:

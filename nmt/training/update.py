@@ -36,6 +36,7 @@ class UpdateSettings:
     clip_norm: float  # 0: no clipping
     max_bad_steps: int  # non-finite updates in a row that stop the run
     rdrop_alpha: float  # 0: no R-Drop; else each batch runs twice (loss.rdrop_cross_entropy)
+    rdrop_from: int = 0  # the first update (progress.step before it) that uses R-Drop
 
 
 class Updater:
@@ -45,9 +46,11 @@ class Updater:
         self.net, self.parts, self.settings = net, parts, settings
         self.precision, self.device, self.dist = precision, device, dist
 
-    def loss(self, batch: Batch) -> TrainingLoss:
-        """Label-smoothed cross-entropy (and R-Drop's term) summed over the batch's target tokens."""
-        alpha, smoothing = self.settings.rdrop_alpha, self.settings.label_smoothing
+    def loss(self, batch: Batch, rdrop: bool = True) -> TrainingLoss:
+        """Label-smoothed cross-entropy (and R-Drop's term, unless `rdrop` is off) summed over the batch's
+        target tokens."""
+        alpha = self.settings.rdrop_alpha if rdrop else 0.0
+        smoothing = self.settings.label_smoothing
         # R-Drop's two passes are one forward over the batch stacked on itself: each row draws its own
         # dropout masks, and the matrix products are those of one batch twice the size.
         src, tgt_in = (batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)) if alpha else (batch.src, batch.tgt_in)
@@ -64,11 +67,12 @@ class Updater:
         tokens = torch.tensor([float(sum(b.target_tokens for b in batches))], device=self.device)
         global_tokens = all_reduce_sum(tokens.clone(), self.dist).item()
         total_loss, total_kl = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        rdrop = progress.step >= self.settings.rdrop_from
         for i, batch in enumerate(batches):
             # DDP averages gradients over ranks; scaling by world_size turns that into the sum.
             sync = i + 1 == len(batches) or not self.dist.enabled
             with contextlib.nullcontext() if sync else self.net.no_sync():
-                loss, kl = self.loss(batch)
+                loss, kl = self.loss(batch, rdrop)
                 scaler.scale(loss * self.dist.world_size / global_tokens).backward()
             total_loss += loss.detach()
             total_kl += kl
