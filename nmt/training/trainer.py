@@ -314,6 +314,7 @@ class Trainer:
                 result["chosen_from"] = scores
                 log.info("chose the average of %d checkpoints on validation (of 1-%d)", result["checkpoints"],
                          len(window))
+                self.writer.add_scalar("average/chosen_n", result["checkpoints"], self.progress.step)
             log.info("wrote %s", self.checkpoints / AVERAGE)
         barrier(self.dist)
         return result
