@@ -15,6 +15,7 @@ from nmt.backends import LineTranslator
 from nmt.choices import SubwordModel
 from nmt.data.vocab import BOS_ID, EOS_ID, Vocab
 from nmt.decoding.search import Hypothesis
+from nmt.models.checkpoint import load_checkpoint
 from nmt.models.gru_attention import GRUAttentionModel
 from nmt.models.interface import DecoderState, Step
 from nmt.models.transformer import TransformerModel
@@ -29,6 +30,12 @@ def run_cli(stage: str, *overrides: str, cwd: Path, stdin: bytes | None = None, 
     environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", module or f"nmt.{stage}", *overrides], cwd=cwd, input=stdin,
                           capture_output=True, env=environment, timeout=timeout)
+
+
+def mean_of(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The reference mean of checkpoints' weights, for the averaging code to equal."""
+    models = [load_checkpoint(p)["model"] for p in paths]
+    return {key: torch.stack([m[key].double() for m in models]).mean(0).float() for key in models[0]}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY_DATA, run_cli
+from conftest import ROOT, TINY_DATA, mean_of, run_cli
 
 from nmt.config import TrainerConfig
 from nmt.errors import NmtError
@@ -31,17 +31,12 @@ def averaged_run(tmp_path_factory):
     return work / "run"
 
 
-def _mean_of(paths):
-    models = [load_checkpoint(p)["model"] for p in paths]
-    return {key: torch.stack([m[key].double() for m in models]).mean(0).float() for key in models[0]}
-
-
 def test_a_finished_run_writes_the_mean_of_its_last_checkpoints(averaged_run):
     checkpoints = averaged_run / "checkpoints"
     average = load_checkpoint(checkpoints / "average.pt")
     inputs = [checkpoints / f"step_{n}.pt" for n in (6, 9, 12)]
     assert [Path(p).name for p in average["averaged_from"]] == [p.name for p in inputs]
-    torch.testing.assert_close(average["model"], _mean_of(inputs), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(average["model"], mean_of(inputs), rtol=1e-6, atol=1e-8)
     last = load_checkpoint(checkpoints / "last.pt")["model"]
     assert any(not torch.equal(average["model"][k], last[k]) for k in last)
 
@@ -52,7 +47,7 @@ def test_the_running_averages_are_the_means_of_the_windows_ending_at_the_newest(
     assert len(averages) == 4
     for count, average in enumerate(averages, 1):
         assert average["averaged_from"] == [str(p) for p in paths[-count:]]
-        torch.testing.assert_close(average["model"], _mean_of(paths[-count:]), rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(average["model"], mean_of(paths[-count:]), rtol=1e-6, atol=1e-8)
 
 
 def test_a_finished_run_rerun_with_average_select_writes_the_n_validation_chose(averaged_run, tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import mean_of
 
 from nmt.choices import AverageUntil, Precision, Schedule, Source, SubwordModel
 from nmt.config import GRUConfig, OptimConfig, SearchSettings, TrainerConfig
@@ -248,11 +249,6 @@ def test_an_average_after_patience_takes_the_checkpoints_ending_at_best_and_rota
         torch.testing.assert_close(value, (models[0][key].double() + models[1][key].double()).div(2).float())
 
 
-def _mean_of_steps(checkpoints, steps):
-    models = [load_checkpoint(checkpoints / f"step_{n}.pt")["model"] for n in steps]
-    return {key: torch.stack([m[key].double() for m in models]).mean(0).float() for key in models[0]}
-
-
 @pytest.mark.parametrize(("average_scores", "chosen"), [([11.0, 14.0, 12.0], 2), ([12.0, 12.0, 11.0], 2),
                                                          ([13.0, 12.0, 11.0], 1)])
 def test_average_select_writes_the_average_that_validates_best(tiny_cache, tmp_path, monkeypatch, average_scores,
@@ -264,8 +260,8 @@ def test_average_select_writes_the_average_that_validates_best(tiny_cache, tmp_p
     assert result["chosen_from"] == {1: average_scores[0], 2: average_scores[1], 3: average_scores[2]}
     assert result["checkpoints"] == chosen and result["steps"] == list(range(5 - chosen, 5))
     checkpoints = tmp_path / "checkpoints"
-    torch.testing.assert_close(load_checkpoint(checkpoints / "average.pt")["model"],
-                               _mean_of_steps(checkpoints, result["steps"]), rtol=1e-6, atol=1e-8)
+    expected = mean_of([checkpoints / f"step_{n}.pt" for n in result["steps"]])
+    torch.testing.assert_close(load_checkpoint(checkpoints / "average.pt")["model"], expected, rtol=1e-6, atol=1e-8)
 
 
 def test_average_select_chooses_among_the_windows_ending_at_best_after_patience(tiny_cache, tmp_path, monkeypatch):
@@ -277,10 +273,19 @@ def test_average_select_chooses_among_the_windows_ending_at_best_after_patience(
     assert result["until"] == "best" and result["steps"] == [2, 3]
 
 
-def test_average_select_without_validation_data_is_one_line(tiny_cache, tmp_path):
-    trainer = _trainer(tiny_cache, tmp_path, max_steps=2, valid_every=1, average_last=2, average_select=True)
+def test_average_select_without_validation_data_fails_before_training(tiny_cache, tmp_path):
     with pytest.raises(NmtError, match="trainer.average_select: the run has no validation data"):
-        trainer.fit()
+        _trainer(tiny_cache, tmp_path, max_steps=2, valid_every=1, average_last=2, average_select=True)
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+@pytest.mark.parametrize(("settings", "error"), [
+    ({"average_select": True}, "trainer.average_select: needs trainer.average_last"),
+    ({"rdrop_from": 100}, "trainer.rdrop_from: is set but R-Drop is off; set trainer.rdrop_alpha too"),
+    ({"rdrop_alpha": 5.0, "rdrop_from": -1}, "trainer.rdrop_from: must be >= 0")])
+def test_settings_that_would_do_nothing_are_refused(settings, error):
+    with pytest.raises(NmtError, match=error):
+        TrainerConfig(**settings)
 
 
 @pytest.mark.parametrize("until, steps", [(AverageUntil.auto, [4, 5]), (AverageUntil.best, [2, 3])])

@@ -36,14 +36,15 @@ class TrainerConfig:
     # Periodic checkpoints kept, the newest, and best.pt's average_last unless average_until=last; 0: all.
     keep_last: int = 5
     # When the run ends, checkpoints/average.pt is the mean of N step_N.pt, validated beside best.pt so
-    # N can be chosen on validation (rerun the finished run with another N); 0: no average.
+    # N can be chosen on validation (average_select, or rerun the finished run with another N); 0: no
+    # average.
     average_last: int = 0
     # Which N: last, the newest; best, those ending at best.pt; auto, best once patience has run out,
     # else last.
     average_until: AverageUntil = AverageUntil.auto
     # Choose N on validation: average.pt is whichever of the averages of 1..average_last checkpoints
     # (every window ending at the same step) validates best, ties to the larger N. Each costs one
-    # validation; every score is logged. The best N varies by how the run ended: 8 at patience and 3 at
+    # validation; every score is logged. The best N varies by how the run ended: 9 at patience and 4 at
     # 2,000 updates for the Multi30k GRU (docs/multi30k.md).
     average_select: bool = False
     patience: int = 0  # validations without BLEU improvement before stopping; 0: never
@@ -57,7 +58,11 @@ class TrainerConfig:
         require(self.accumulate >= 1, "trainer.accumulate", "must be at least 1")
         require(self.rdrop_alpha >= 0, "trainer.rdrop_alpha", "must be >= 0 (0: off)")
         require(self.rdrop_from >= 0, "trainer.rdrop_from", "must be >= 0 (0: from the first update)")
+        require(self.rdrop_from == 0 or self.rdrop_alpha > 0, "trainer.rdrop_from",
+                "is set but R-Drop is off; set trainer.rdrop_alpha too")
         require(self.average_last >= 0, "trainer.average_last", "must be >= 0 (0: no average)")
+        require(self.average_last > 0 or not self.average_select, "trainer.average_select",
+                "needs trainer.average_last, the most checkpoints to average")
         # Only kept checkpoints can be averaged.
         require(self.keep_last == 0 or self.average_last <= self.keep_last, "trainer.average_last",
                 f"{self.average_last} exceeds trainer.keep_last={self.keep_last}; raise trainer.keep_last")

@@ -5,6 +5,7 @@ so translation needs nothing else. A training run adds its own state (nmt.traini
 """
 
 import pickle
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,9 +110,9 @@ def describe_mismatch(payload: dict, config: ModelConfig, vocab_proto: bytes) ->
 
 
 def average_checkpoints(paths: list[Path]) -> dict:
-    """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1)."""
-    *_, average = running_averages(paths)
-    return average
+    """The element-wise mean of the models' parameters (Vaswani et al. 2017, sec. 6.1). One checkpoint
+    is held at a time beside the running sums and the newest mean, however many are averaged."""
+    return deque(running_averages(paths), maxlen=1).pop()
 
 
 def running_averages(paths: list[Path]) -> Iterator[dict]:

@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -28,7 +29,9 @@ def init_distributed(device_type: str) -> DistInfo:
     if world_size == 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        # Rank 0 validates, and at the end validates each average, while the others wait at a barrier:
+        # longer than NCCL's default 10 minutes on a large validation set.
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=1))
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 

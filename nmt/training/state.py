@@ -13,7 +13,7 @@ import torch
 from nmt.errors import NmtError
 from nmt.models.checkpoint import average_checkpoints, checkpoint_step, load_checkpoint, save_checkpoint
 
-AVERAGE = "average.pt"  # in checkpoints/, the mean of trainer.average_last step_N.pt
+AVERAGE = "average.pt"  # in checkpoints/, the mean of (up to) trainer.average_last step_N.pt
 BEST = "best.pt"
 
 

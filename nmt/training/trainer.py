@@ -76,6 +76,10 @@ class Trainer:
         self.valid, self.valid_search, self.settings = valid, valid_search, settings
         self.device, self.precision, self.dist = device, precision, dist
         self.checkpoints = run_dir / "checkpoints"
+        # Checked on every rank before training, not hours later on rank 0 alone.
+        if settings.average_select and settings.average_last and valid is None:
+            raise NmtError("trainer.average_select: the run has no validation data to choose N on; "
+                           "give data a validation split or set trainer.average_select=false")
         optimizer, scheduler = build_optimizer(model, optim.lr, optim.betas, optim.eps, optim.weight_decay,
                                                optim.schedule, optim.warmup_steps, settings.max_steps)
         sampler = TokenBatchSampler(train.src_lengths, train.tgt_lengths, max_tokens, settings.seed,
@@ -288,9 +292,6 @@ class Trainer:
         result: dict = {}
         s = self.settings
         if self.dist.is_main:
-            if s.average_select and self.valid is None:
-                raise NmtError("trainer.average_select: the run has no validation data to choose N on; "
-                               "give data a validation split or set trainer.average_select=false")
             end = self._average_end()
             window = average_window(self.checkpoints, s.average_last, end)
             if len(window) < s.average_last and not s.average_select:  # a bound when selecting
@@ -304,6 +305,7 @@ class Trainer:
                     model, _ = load_model(payload)  # as translate and serve load it
                     candidate |= validate(model.to(self.device), self.valid, self.vocab, self.valid_search,
                                           self.device, self.precision)
+                    del model  # one candidate on the device at a time
                     self._record_average(candidate)
                     scores[len(steps)] = candidate.get("bleu", -candidate["loss"])
                 # Ties go to the larger N, the smoother average.
