@@ -176,8 +176,7 @@ def test_each_rdrop_preset_is_its_base_preset_with_rdrop_and_nothing_else(base, 
     assert rdrop.pop("name") == f"{base}_rdrop" and preset.pop("name") == base
     assert rdrop["optim"].pop("lr") == rdrop_lr
     assert (rdrop["trainer"].pop("average_last"), rdrop["trainer"].pop("average_select")) == (3, False)
-    for key in ("average_last", "average_select"):
-        preset["trainer"].pop(key)
+    assert (preset["trainer"].pop("average_last"), preset["trainer"].pop("average_select")) == (10, True)
     preset["optim"].pop("lr")
     assert rdrop == preset
 
