@@ -121,9 +121,9 @@ def _poison(trainer, value, from_call=1):
     """Make the loss of every update from the `from_call`-th on `value` (nan or inf)."""
     original, calls = trainer.updater.loss, []
 
-    def loss(batch):
+    def loss(batch, rdrop=True):
         calls.append(1)
-        objective, kl = original(batch)
+        objective, kl = original(batch, rdrop)
         return objective * (value if len(calls) >= from_call else 1.0), kl
 
     trainer.updater.loss = loss

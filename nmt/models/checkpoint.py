@@ -118,7 +118,8 @@ def average_checkpoints(paths: list[Path]) -> dict:
 def running_averages(paths: list[Path]) -> Iterator[dict]:
     """The means of the newest 1, 2, ... len(paths) of `paths` (oldest first), every window ending at
     the newest, so choosing how many to average on validation loads each checkpoint once. One
-    checkpoint is held at a time beside the running sums."""
+    checkpoint is held at a time beside the running sums; what is not floating point (a counter) is
+    the newest checkpoint's."""
     if not paths:
         raise NmtError("no checkpoints to average")
     newest = load_checkpoint(paths[-1])
