@@ -25,8 +25,9 @@ class TrainerConfig:
     # masks, and the loss adds alpha times half the symmetric KL between the two predictions to their
     # cross-entropies (training/loss.py). About twice an update's time and activation memory; 0: off.
     rdrop_alpha: float = 0.0
-    # The update R-Drop starts at; the updates before it are plain ones. R-Drop regularizes a model that
-    # has begun to overfit, and early on it only halves the updates per CPU minute.
+    # Plain updates before R-Drop starts: the first rdrop_from updates are plain, R-Drop's from step
+    # rdrop_from on. R-Drop regularizes a model that has begun to overfit; early on it only halves the
+    # updates per CPU minute.
     rdrop_from: int = 0
     precision: Precision = Precision.auto
     compile: bool = False
