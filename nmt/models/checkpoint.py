@@ -127,16 +127,19 @@ def running_averages(paths: list[Path]) -> Iterator[dict]:
     kept = {key: newest[key] for key in ("model_kind", "model_config", "vocab")}
     del newest  # a training checkpoint also holds the optimizer's state
     sums = {key: value.double() for key, value in model.items() if value.is_floating_point()}
-    for count in range(1, len(paths) + 1):
-        if count > 1:
-            path = paths[-count]
-            payload = load_checkpoint(path)
-            if payload["model_config"] != kept["model_config"] or payload["model_kind"] != kept["model_kind"]:
-                raise NmtError(f"checkpoint {path}: a different model from {paths[-1]}; "
-                               "only average one run's checkpoints")
-            for key, total in sums.items():
-                total += payload["model"][key].double()
-            del payload
+
+    def mean(count: int) -> dict:
         averaged = {key: sums[key].div(count).to(value.dtype) if key in sums else value
                     for key, value in model.items()}
-        yield kept | {"format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths[-count:]]}
+        return kept | {"format": FORMAT, "model": averaged, "averaged_from": [str(p) for p in paths[-count:]]}
+
+    yield mean(1)
+    for count in range(2, len(paths) + 1):
+        path = paths[-count]
+        payload = load_checkpoint(path)
+        if payload["model_config"] != kept["model_config"] or payload["model_kind"] != kept["model_kind"]:
+            raise NmtError(f"checkpoint {path}: a different model from {paths[-1]}; only average one run's checkpoints")
+        for key, total in sums.items():
+            total += payload["model"][key].double()
+        del payload
+        yield mean(count)

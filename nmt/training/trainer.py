@@ -66,6 +66,11 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
+def validation_score(result: dict) -> float:
+    """What ranks validations, higher is better: BLEU, or minus the loss when validation has no BLEU."""
+    return result.get("bleu", -result["loss"])
+
+
 class Trainer:
     def __init__(self, *, model: EncoderDecoder, model_config: ModelConfig, vocab: Vocab, train: EncodedSplit,
                  valid: ValidationSet | None, valid_search: SearchSettings | None, settings: TrainerConfig,
@@ -114,8 +119,8 @@ class Trainer:
         # validated, and a resume point (a signal's) stays last.pt until the next validation.
         self.validated_step = self.progress.step
         # A checkpoint from before best_step: best.pt knows its own step (rank 0 alone rotates and averages).
-        if (self.dist.is_main and self.settings.average_last and self.settings.average_until is not AverageUntil.last
-                and not self.progress.best_step and (self.checkpoints / BEST).exists()):
+        if (self.dist.is_main and self._may_average_to_best() and not self.progress.best_step
+                and (self.checkpoints / BEST).exists()):
             self.progress.best_step = best_checkpoint_step(self.checkpoints)
         if payload["batching"] != self.batching():
             log.warning("batching changed since the checkpoint (%s, now %s): the current epoch starts over",
@@ -141,6 +146,10 @@ class Trainer:
             raise NmtError(f"cannot write checkpoint {path}: {error.strerror}; "
                            "free space or fix permissions, the previous last.pt is intact") from None
         self._rotate()
+
+    def _may_average_to_best(self) -> bool:
+        """Whether the run's average may end at best.pt's step (`best`, or `auto` once patience runs out)."""
+        return bool(self.settings.average_last) and self.settings.average_until is not AverageUntil.last
 
     def _average_end(self) -> int | None:
         """Where the average's window ends: None for the newest step_N.pt, or best.pt's step."""
@@ -170,7 +179,7 @@ class Trainer:
         # auto keeps best's window too, for the case that patience ends the run. A run resumed with
         # `best` after best's step_N.pt was rotated out has no window to keep; its average says so.
         best = self.progress.best_step
-        if s.average_last and s.average_until is not AverageUntil.last and step_file(self.checkpoints, best).exists():
+        if self._may_average_to_best() and step_file(self.checkpoints, best).exists():
             kept |= set(average_window(self.checkpoints, s.average_last, best))
         for old in files:
             if old not in kept:
@@ -272,7 +281,7 @@ class Trainer:
 
     def _record(self, result: dict) -> bool:
         """Track the best score and write the validation to the log and TensorBoard; True if best."""
-        progress, score = self.progress, result.get("bleu", -result["loss"])
+        progress, score = self.progress, validation_score(result)
         is_best = score > progress.best_score
         progress.best_score = max(score, progress.best_score)
         progress.bad_validations = 0 if is_best else progress.bad_validations + 1
@@ -307,7 +316,7 @@ class Trainer:
                                           self.device, self.precision)
                     del model  # one candidate on the device at a time
                     self._record_average(candidate)
-                    scores[len(steps)] = candidate.get("bleu", -candidate["loss"])
+                    scores[len(steps)] = validation_score(candidate)
                 # Ties go to the larger N, the smoother average.
                 if chosen is None or scores[len(steps)] >= max(scores.values()):
                     chosen, result = payload, candidate
