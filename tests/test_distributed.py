@@ -57,7 +57,8 @@ def test_two_process_step_equals_single_process_step_on_the_union(tmp_path):
 
 def test_only_rank_zero_writes(tmp_path):
     result = run_cli("train", "--standalone", "--nproc_per_node=2", "-m", "nmt.train", *OVERRIDES,
-                     "trainer.max_steps=2", "trainer.average_last=2", "run_dir=run", cwd=tmp_path,
+                     "trainer.max_steps=2", "trainer.average_last=2", "trainer.average_select=true", "run_dir=run",
+                     cwd=tmp_path,
                      module="torch.distributed.run")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     run = tmp_path / "run"
@@ -66,6 +67,8 @@ def test_only_rank_zero_writes(tmp_path):
         "average.pt", "best.pt", "last.pt", "step_1.pt", "step_2.pt"]
     log_lines = (run / "train.log").read_text().splitlines()
     assert sum("stopped at step 2" in line for line in log_lines) == 1
+    # Rank 0 validated both averages while rank 1 waited at the barrier.
+    assert sum("chose the average of" in line for line in log_lines) == 1
     stray = [p for p in tmp_path.rglob("*") if p.is_file() and not (p.is_relative_to(run) or p.is_relative_to(tmp_path / "data"))]
     assert stray == []
 

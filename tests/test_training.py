@@ -121,7 +121,7 @@ def _poison(trainer, value, from_call=1):
     """Make the loss of every update from the `from_call`-th on `value` (nan or inf)."""
     original, calls = trainer.updater.loss, []
 
-    def loss(batch, rdrop=True):
+    def loss(batch, rdrop):
         calls.append(1)
         objective, kl = original(batch, rdrop)
         return objective * (value if len(calls) >= from_call else 1.0), kl
@@ -276,7 +276,7 @@ def test_average_select_chooses_among_the_windows_ending_at_best_after_patience(
 def test_average_select_without_validation_data_fails_before_training(tiny_cache, tmp_path):
     with pytest.raises(NmtError, match="trainer.average_select: the run has no validation data"):
         _trainer(tiny_cache, tmp_path, max_steps=2, valid_every=1, average_last=2, average_select=True)
-    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+    assert not (tmp_path / "tensorboard").exists()
 
 
 @pytest.mark.parametrize(("settings", "error"), [
@@ -494,22 +494,25 @@ def test_an_rdrop_update_gives_the_gradient_of_the_criterion_over_the_batch_twic
             torch.testing.assert_close(grad, gradients[name], atol=1e-7, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 5.0])
-def test_the_rdrop_kl_is_logged_beside_the_loss_only_with_rdrop(tiny_cache, tmp_path, alpha, caplog):
+# Three updates: with R-Drop from the first (rdrop_from 0) or from the second; never without R-Drop.
+@pytest.mark.parametrize(("alpha", "rdrop_from", "logged_steps"), [(0.0, 0, []), (5.0, 0, [1, 2, 3]),
+                                                                   (5.0, 1, [2, 3])])
+def test_the_rdrop_kl_is_logged_beside_the_loss_only_with_rdrop(tiny_cache, tmp_path, alpha, rdrop_from,
+                                                                logged_steps, caplog):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.3)
-    trainer = _trainer(tiny_cache, tmp_path, model_config=config, rdrop_alpha=alpha, max_steps=2, log_every=1,
-                       valid_every=2)
+    trainer = _trainer(tiny_cache, tmp_path, model_config=config, rdrop_alpha=alpha, rdrop_from=rdrop_from,
+                       max_steps=3, log_every=1, valid_every=3)
     with caplog.at_level(logging.INFO, logger="nmt.training.trainer"):
         trainer.fit()
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
-    logged = [event.value for event in events.Scalars("train/rdrop_kl")] if alpha else []
-    assert ("train/rdrop_kl" in events.Tags()["scalars"]) == bool(alpha)
-    assert len(logged) == 2 * bool(alpha) and all(value > 0 for value in logged)
+    logged = events.Scalars("train/rdrop_kl") if logged_steps else []
+    assert ("train/rdrop_kl" in events.Tags()["scalars"]) == bool(logged_steps)
+    assert [event.step for event in logged] == logged_steps and all(event.value > 0 for event in logged)
     # The trainer's step lines only: other loggers' messages may name the test's directory.
     messages = [record.getMessage() for record in caplog.records if record.name == "nmt.training.trainer"]
     step_lines = [line for line in messages if " loss " in line and "valid" not in line]
-    assert len(step_lines) == 2 and sum(" rdrop_kl " in line for line in step_lines) == 2 * bool(alpha)
+    assert [" rdrop_kl " in line for line in step_lines] == [step in logged_steps for step in (1, 2, 3)]
 

@@ -82,7 +82,7 @@ class Trainer:
         self.device, self.precision, self.dist = device, precision, dist
         self.checkpoints = run_dir / "checkpoints"
         # Checked on every rank before training, not hours later on rank 0 alone.
-        if settings.average_select and settings.average_last and valid is None:
+        if settings.average_select and valid is None:
             raise NmtError("trainer.average_select: the run has no validation data to choose N on; "
                            "give data a validation split or set trainer.average_select=false")
         optimizer, scheduler = build_optimizer(model, optim.lr, optim.betas, optim.eps, optim.weight_decay,
@@ -363,7 +363,8 @@ class Trainer:
             self.dist).tolist()
         tokens_per_second = tokens / max(now - window["time"], 1e-9)
         loss, kl = loss_sum / max(tokens, 1), kl_sum / max(tokens, 1)
-        rdrop = self.settings.rdrop_alpha > 0
+        # Before trainer.rdrop_from the updates are plain ones, with no KL to log.
+        rdrop = self.settings.rdrop_alpha > 0 and self.progress.step > self.settings.rdrop_from
         if self.writer:
             scalars = [("loss", loss), ("lr", result.lr), ("grad_norm", result.grad_norm),
                        ("tokens_per_second", tokens_per_second)] + ([("rdrop_kl", kl)] if rdrop else [])

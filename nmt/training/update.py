@@ -36,7 +36,7 @@ class UpdateSettings:
     clip_norm: float  # 0: no clipping
     max_bad_steps: int  # non-finite updates in a row that stop the run
     rdrop_alpha: float  # 0: no R-Drop; else each batch runs twice (loss.rdrop_cross_entropy)
-    rdrop_from: int = 0  # the first update (progress.step before it) that uses R-Drop
+    rdrop_from: int  # the first update (progress.step before it) that uses R-Drop
 
 
 class Updater:
@@ -46,7 +46,7 @@ class Updater:
         self.net, self.parts, self.settings = net, parts, settings
         self.precision, self.device, self.dist = precision, device, dist
 
-    def loss(self, batch: Batch, rdrop: bool = True) -> TrainingLoss:
+    def loss(self, batch: Batch, rdrop: bool) -> TrainingLoss:
         """Label-smoothed cross-entropy (and R-Drop's term, unless `rdrop` is off) summed over the batch's
         target tokens."""
         alpha = self.settings.rdrop_alpha if rdrop else 0.0
