@@ -166,13 +166,16 @@ def test_every_experiment_composes_and_passes_its_checks(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).name == experiment
 
 
-# The R-Drop presets keep the peak rate (the GRU's) and the fixed N they were run and chosen at,
+# The R-Drop presets use R-Drop from the first update (the Transformer preset from its 2,000th, the GRU
+# preset not at all) and keep the peak rate (the GRU's) and the fixed N they were run and chosen at,
 # which their bases have since left.
-@pytest.mark.parametrize("base,rdrop_lr", [("multi30k_transformer", 0.003), ("multi30k_gru", 0.003)])
-def test_each_rdrop_preset_is_its_base_preset_with_rdrop_and_nothing_else(base, rdrop_lr):
+@pytest.mark.parametrize("base,base_rdrop,rdrop_lr", [("multi30k_transformer", (5, 2000), 0.003),
+                                                      ("multi30k_gru", (0, 0), 0.003)])
+def test_each_rdrop_preset_is_its_base_preset_with_rdrop_and_nothing_else(base, base_rdrop, rdrop_lr):
     preset, rdrop = (OmegaConf.to_container(compose_config("train", [f"experiment={name}"]))
                      for name in (base, f"{base}_rdrop"))
-    assert rdrop["trainer"].pop("rdrop_alpha") == 5 and preset["trainer"].pop("rdrop_alpha") == 0
+    assert (rdrop["trainer"].pop("rdrop_alpha"), rdrop["trainer"].pop("rdrop_from")) == (5, 0)
+    assert (preset["trainer"].pop("rdrop_alpha"), preset["trainer"].pop("rdrop_from")) == base_rdrop
     assert rdrop.pop("name") == f"{base}_rdrop" and preset.pop("name") == base
     assert rdrop["optim"].pop("lr") == rdrop_lr
     assert (rdrop["trainer"].pop("average_last"), rdrop["trainer"].pop("average_select")) == (3, False)
