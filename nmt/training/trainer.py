@@ -363,8 +363,8 @@ class Trainer:
             self.dist).tolist()
         tokens_per_second = tokens / max(now - window["time"], 1e-9)
         loss, kl = loss_sum / max(tokens, 1), kl_sum / max(tokens, 1)
-        # Before trainer.rdrop_from the updates are plain ones, with no KL to log.
-        rdrop = self.settings.rdrop_alpha > 0 and self.progress.step > self.settings.rdrop_from
+        # The KL is logged once the window's last update used R-Drop (none before trainer.rdrop_from).
+        rdrop = self.updater.settings.rdrop_at(self.progress.step - 1)
         if self.writer:
             scalars = [("loss", loss), ("lr", result.lr), ("grad_norm", result.grad_norm),
                        ("tokens_per_second", tokens_per_second)] + ([("rdrop_kl", kl)] if rdrop else [])

@@ -38,6 +38,10 @@ class UpdateSettings:
     rdrop_alpha: float  # 0: no R-Drop; else each batch runs twice (loss.rdrop_cross_entropy)
     rdrop_from: int  # the first update (progress.step before it) that uses R-Drop
 
+    def rdrop_at(self, done: int) -> bool:
+        """Whether the update taken after `done` updates uses R-Drop."""
+        return self.rdrop_alpha > 0 and done >= self.rdrop_from
+
 
 class Updater:
     def __init__(self, *, net: torch.nn.Module, parts: TrainingParts, settings: UpdateSettings,
@@ -67,7 +71,7 @@ class Updater:
         tokens = torch.tensor([float(sum(b.target_tokens for b in batches))], device=self.device)
         global_tokens = all_reduce_sum(tokens.clone(), self.dist).item()
         total_loss, total_kl = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-        rdrop = progress.step >= self.settings.rdrop_from
+        rdrop = self.settings.rdrop_at(progress.step)
         for i, batch in enumerate(batches):
             # DDP averages gradients over ranks; scaling by world_size turns that into the sum.
             sync = i + 1 == len(batches) or not self.dist.enabled
