@@ -58,8 +58,7 @@ def test_two_process_step_equals_single_process_step_on_the_union(tmp_path):
 def test_only_rank_zero_writes(tmp_path):
     result = run_cli("train", "--standalone", "--nproc_per_node=2", "-m", "nmt.train", *OVERRIDES,
                      "trainer.max_steps=2", "trainer.average_last=2", "trainer.average_select=true", "run_dir=run",
-                     cwd=tmp_path,
-                     module="torch.distributed.run")
+                     cwd=tmp_path, module="torch.distributed.run")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     run = tmp_path / "run"
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
