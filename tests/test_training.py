@@ -18,7 +18,7 @@ from nmt.data.batching import collate
 from nmt.data.cache import EncodedSplit, VocabSettings, prepare_cache
 from nmt.data.cleaning import CleaningRules
 from nmt.data.sources import CorpusSpec, open_corpus
-from nmt.data.vocab import PAD_ID, Vocab
+from nmt.data.vocab import PAD_ID, UNK_ID, Vocab
 from nmt.device import resolve_precision
 from nmt.errors import NmtError
 from nmt.models import build_model
@@ -28,6 +28,7 @@ from nmt.training.optim import build_optimizer, lr_factor
 from nmt.training.state import TrainingProgress, average_window
 from nmt.training.trainer import Trainer
 from nmt.training.validation import ValidationSet
+from nmt.training.word_dropout import drop_words
 
 
 def test_inverse_sqrt_schedule_values():
@@ -282,7 +283,8 @@ def test_average_select_without_validation_data_fails_before_training(tiny_cache
 @pytest.mark.parametrize(("settings", "error"), [
     ({"average_select": True}, "trainer.average_select: needs trainer.average_last"),
     ({"rdrop_from": 100}, "trainer.rdrop_from: is set but R-Drop is off; set trainer.rdrop_alpha too"),
-    ({"rdrop_alpha": 5.0, "rdrop_from": -1}, "trainer.rdrop_from: must be >= 0")])
+    ({"rdrop_alpha": 5.0, "rdrop_from": -1}, "trainer.rdrop_from: must be >= 0"),
+    ({"word_dropout": 1.0}, r"trainer.word_dropout: must be in \[0, 1\)")])
 def test_settings_that_would_do_nothing_are_refused(settings, error):
     with pytest.raises(NmtError, match=error):
         TrainerConfig(**settings)
@@ -492,6 +494,32 @@ def test_an_rdrop_update_gives_the_gradient_of_the_criterion_over_the_batch_twic
         plain = _trainer(tiny_cache, tmp_path / "plain", model_config=config, clip_norm=0.0)
         for name, grad in _gradients_at_the_optimizer(plain, [indices])[0].items():
             torch.testing.assert_close(grad, gradients[name], atol=1e-7, rtol=1e-4, msg=name)
+
+
+def test_a_word_dropout_update_gives_the_gradient_over_the_inputs_it_drew_and_every_label(tiny_cache, tmp_path):
+    config = GRUConfig(name="g", embed_dim=16, hidden_dim=16, dropout=0.0)  # word dropout the only draw
+    trainer = _trainer(tiny_cache, tmp_path, model_config=config, clip_norm=0.0, word_dropout=0.3)
+    reference = _trainer(tiny_cache, tmp_path / "ref", model_config=config)
+    indices = np.arange(12)
+    whole = collate([reference.train_data.pair(i) for i in indices])
+    torch.manual_seed(7)
+    dropped = drop_words(whole, 0.3)
+    assert (dropped.src == UNK_ID).any() and torch.equal(dropped.tgt_out, whole.tgt_out)
+    logits, _ = reference.model.train()(dropped.src, dropped.tgt_in)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), whole.tgt_out.reshape(-1), ignore_index=PAD_ID,
+                           label_smoothing=0.1, reduction="sum")
+    (loss / whole.target_tokens).backward()
+    torch.manual_seed(7)
+    gradients, result = _gradients_at_the_optimizer(trainer, [indices])
+    for name, grad in gradients.items():
+        torch.testing.assert_close(grad, dict(reference.model.named_parameters())[name].grad, atol=1e-7, rtol=1e-4,
+                                   msg=name)
+    assert result.loss == pytest.approx((loss / whole.target_tokens).item(), rel=1e-5)
+    # The untrained model's loss hardly moves, but its gradient does: an update without word dropout differs.
+    plain = _trainer(tiny_cache, tmp_path / "plain", model_config=config, clip_norm=0.0)
+    torch.manual_seed(7)
+    plain_grad = _gradients_at_the_optimizer(plain, [indices])[0]["src_embed.weight"]
+    assert (plain_grad - gradients["src_embed.weight"]).abs().max() > 0.1 * plain_grad.abs().max()
 
 
 # Three updates: with R-Drop from the first (rdrop_from 0) or from the second; never without R-Drop.

@@ -29,6 +29,9 @@ class TrainerConfig:
     # rdrop_from on. R-Drop regularizes a model that has begun to overfit; early on it only halves the
     # updates per CPU minute.
     rdrop_from: int = 0
+    # Word dropout: each source piece and target-history piece becomes <unk> with this probability
+    # during training (training/word_dropout.py); 0: off.
+    word_dropout: float = 0.0
     precision: Precision = Precision.auto
     compile: bool = False
     log_every: int = 50
@@ -61,6 +64,7 @@ class TrainerConfig:
         require(self.rdrop_from >= 0, "trainer.rdrop_from", "must be >= 0 (0: from the first update)")
         require(self.rdrop_from == 0 or self.rdrop_alpha > 0, "trainer.rdrop_from",
                 "is set but R-Drop is off; set trainer.rdrop_alpha too")
+        require(0 <= self.word_dropout < 1, "trainer.word_dropout", "must be in [0, 1) (0: off)")
         require(self.average_last >= 0, "trainer.average_last", "must be >= 0 (0: no average)")
         require(self.average_last > 0 or not self.average_select, "trainer.average_select",
                 "needs trainer.average_last, the most checkpoints to average")

@@ -97,7 +97,7 @@ class Trainer:
         self.updater = Updater(net=net, parts=self.parts, precision=precision, device=device, dist=dist,
                                settings=UpdateSettings(settings.label_smoothing, settings.clip_norm,
                                                        settings.max_bad_steps, settings.rdrop_alpha,
-                                                       settings.rdrop_from))
+                                                       settings.rdrop_from, settings.word_dropout))
         self.validated_step = -1
         self.writer = None
         if dist.is_main:

@@ -18,6 +18,7 @@ from nmt.errors import NmtError
 from nmt.training.distributed import DistInfo, all_reduce_sum
 from nmt.training.loss import TrainingLoss, rdrop_cross_entropy, token_cross_entropy
 from nmt.training.state import TrainingParts, TrainingProgress
+from nmt.training.word_dropout import drop_words
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class UpdateSettings:
     max_bad_steps: int  # non-finite updates in a row that stop the run
     rdrop_alpha: float  # 0: no R-Drop; else each batch runs twice (loss.rdrop_cross_entropy)
     rdrop_from: int  # the first update (progress.step before it) that uses R-Drop
+    word_dropout: float  # the rate of training/word_dropout.py; 0: off
 
     def rdrop_at(self, done: int) -> bool:
         """Whether the update taken after `done` updates uses R-Drop."""
@@ -55,6 +57,7 @@ class Updater:
         target tokens."""
         alpha = self.settings.rdrop_alpha if rdrop else 0.0
         smoothing = self.settings.label_smoothing
+        batch = drop_words(batch, self.settings.word_dropout)
         # R-Drop's two passes are one forward over the batch stacked on itself: each row draws its own
         # dropout masks, and the matrix products are those of one batch twice the size.
         src, tgt_in = (batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)) if alpha else (batch.src, batch.tgt_in)
