@@ -3,6 +3,8 @@ each source piece and each piece of the target history is replaced by <unk> with
 model cannot lean on any one input word. The labels (tgt_out), BOS, EOS and padding are never touched,
 so the loss still asks for every reference piece."""
 
+from dataclasses import replace
+
 import torch
 
 from nmt.data.batching import Batch
@@ -13,7 +15,7 @@ def drop_words(batch: Batch, p: float) -> Batch:
     """`batch` with its inputs' pieces replaced by <unk> at rate `p`, drawn from torch's generator."""
     if p == 0:
         return batch
-    return Batch(_drop(batch.src, p), _drop(batch.tgt_in, p), batch.tgt_out, batch.target_tokens)
+    return replace(batch, src=_drop(batch.src, p), tgt_in=_drop(batch.tgt_in, p))
 
 
 def _drop(tokens: torch.Tensor, p: float) -> torch.Tensor:
