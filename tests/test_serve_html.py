@@ -139,6 +139,15 @@ def test_a_text_of_markup_alone_comes_back_as_it_was(client):
     assert html(client, '<p><img src="a.png"></p> <br><p>&nbsp;</p>') == '<p><img src="a.png"></p> <br><p>&nbsp;</p>'
 
 
+@pytest.mark.parametrize("section", ["<![CDATA[x]]>", "<![CDATA[a]b] ]>", "<![if !IE]>"])
+def test_a_marked_section_comes_back_as_it_was_written(client, section):
+    # html.parser hands over "CDATA[x" alone; rebuilding it as "<![CDATA[x]>" left the section open, so that
+    # it swallowed the markup after it.
+    source = f"{section}<a href='{section}'>"
+    assert html(client, source) == source + "</a>"
+    assert Tags(html(client, source)).well_formed
+
+
 def test_markup_in_a_list_of_texts_gives_a_list(client):
     response = client.post("/translate", json={"q": ["<b>a</b> dog", "the <i>cat</i>"], "source": "auto",
                                                "target": "de", "format": "html"}).json()

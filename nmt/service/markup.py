@@ -136,7 +136,11 @@ class _TreeBuilder(HTMLParser):
         self._add(Verbatim(f"<?{data}>"))
 
     def unknown_decl(self, data: str) -> None:
-        self._add(Verbatim(f"<![{data}]>"))
+        # A marked section, "<![" data "]]>" or "]>" with optional spaces: html.parser hands over the data
+        # alone, so the section is copied from the source up to the ">" that closes it.
+        start = self._offset()
+        end = self.source.index(">", start + len("<![") + len(data)) + 1
+        self._add(Verbatim(self.source[start:end]))
 
     def finish(self) -> Element:
         self.close()
